@@ -1,0 +1,75 @@
+"""A chat platform in the terminal: the demo's and the tests' stand-in for Slack and Teams."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+from adapters.base import Click, DeliveryError, Recipient
+from nudges.messages import Message, Section
+
+
+@dataclass
+class Posted:
+    """A message as the console holds it: where it went and its current content."""
+
+    to: Recipient
+    message: Message
+    updates: int = 0
+
+
+@dataclass
+class ConsoleChat:
+    """Keeps every message in memory and, with ``out``, prints them as plain text.
+
+    ``unreachable`` lists emails that resolve to nobody, to exercise that path.
+    """
+
+    out: TextIO | None = None
+    unreachable: set[str] = field(default_factory=set)
+    posted: dict[str, Posted] = field(default_factory=dict)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    async def resolve(self, email: str) -> str | None:
+        return None if email in self.unreachable else f"console:{email}"
+
+    async def send(self, to: Recipient, message: Message) -> dict[str, Any]:
+        target = to.user_id or to.channel_id
+        if not target:
+            raise DeliveryError("no user or channel to send to", permanent=True)
+        message_id = f"m{next(self._ids)}"
+        self.posted[message_id] = Posted(to, message)
+        self._print(f"to {target}", message)
+        return {"message_id": message_id}
+
+    async def update(self, ref: dict[str, Any], message: Message) -> None:
+        posted = self.posted.get(ref.get("message_id", ""))
+        if posted is None:
+            raise DeliveryError(f"no message {ref!r} to update", permanent=True)
+        posted.message = message
+        posted.updates += 1
+        self._print(f"updated {ref['message_id']}", message)
+
+    def click(self, message_id: str, block_id: str, label: str, at: datetime, event_id: str | None = None) -> Click:
+        """What a member's press of the button ``label`` under ``block_id`` sends back."""
+        posted = self.posted[message_id]
+        for block in posted.message.blocks:
+            if isinstance(block, Section) and block.block_id == block_id:
+                for choice in block.choices:
+                    if choice.label == label:
+                        return Click(
+                            platform=posted.to.platform,
+                            event_id=event_id or f"{message_id}:{block_id}:{at.timestamp()}",
+                            user_id=posted.to.user_id or "",
+                            value=choice.value,
+                            at=at,
+                            message_ref={"message_id": message_id},
+                        )
+        raise KeyError(f"no button {label!r} under {block_id!r} in {message_id}")
+
+    def _print(self, heading: str, message: Message) -> None:
+        if self.out is not None:
+            print(f"--- {heading}", file=self.out)
+            print(message.plain(), file=self.out)

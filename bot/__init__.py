@@ -1,0 +1,1 @@
+"""The application: settings, composition root, use cases, jobs, web server and CLI."""

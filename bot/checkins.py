@@ -1,0 +1,185 @@
+"""Check-in use cases: queue the weekly checklists, deliver the outbox, record answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import ChatPort, Click, DeliveryError, Recipient
+from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, signal_value
+from nudges.messages import Message
+from nudges.program import Program
+from nudges.weeks import IsoWeek
+from storage import checkins, outbox, people
+from storage.db import Database
+from storage.models import Cohort, Delivery, Person
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY = timedelta(minutes=1)
+
+
+def checklist_key(person_id: int, cohort_key: str, week: IsoWeek) -> str:
+    return f"checklist:{person_id}:{cohort_key}:{week}"
+
+
+async def enqueue_checklists(db: Database, program: Program, week: IsoWeek, now: datetime) -> int:
+    """Queue this week's checklist for every consented participant of every running cohort.
+
+    Safe to call any number of times: the outbox key makes each (member, cohort, week) one row.
+    Returns how many rows this call added.
+    """
+    added = 0
+    async with db.session() as session:
+        for spec in program.cohorts:
+            if not spec.is_running(week):
+                continue
+            cohort_id = await session.scalar(select(Cohort.id).where(Cohort.key == spec.key))
+            if cohort_id is None:
+                continue
+            for person in await people.consented_participants(session, cohort_id):
+                added += await outbox.enqueue(
+                    session,
+                    key=checklist_key(person.id, spec.key, week),
+                    kind="checklist",
+                    period=str(week),
+                    due_at=now,
+                    person_id=person.id,
+                    cohort_id=cohort_id,
+                    platform=person.platform,
+                    payload={"cohort": spec.key, "week": str(week)},
+                )
+    return added
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+async def deliver_outbox(db: Database, program: Program, chats: Mapping[str, ChatPort], now: datetime, batch: int = 100) -> DeliveryReport:
+    """Send everything due, batch by batch, until nothing due is left."""
+    report = DeliveryReport()
+    while True:
+        async with db.session() as session:
+            claimed = await outbox.claim_due(session, now, batch)
+            recipients = await _people(session, {d.person_id for d in claimed if d.person_id})
+        if not claimed:
+            return report
+        for delivery in claimed:
+            await _deliver_one(db, program, chats, delivery, recipients.get(delivery.person_id or -1), now, report)
+
+
+async def _people(session: AsyncSession, ids: set[int]) -> dict[int, Person]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Person).where(Person.id.in_(ids)))
+    return {p.id: p for p in rows}
+
+
+async def _deliver_one(
+    db: Database, program: Program, chats: Mapping[str, ChatPort], delivery: Delivery, person: Person | None, now: datetime, report: DeliveryReport
+) -> None:
+    chat = chats.get(delivery.platform or "")
+    try:
+        if chat is None:
+            raise DeliveryError(f"no chat platform {delivery.platform!r} is configured", permanent=True)
+        if person is None:
+            raise DeliveryError("the delivery names nobody", permanent=True)
+        user_id = person.platform_user_id or await _resolve(db, chat, person)
+        message = await _render(db, program, delivery, person)
+        ref = await chat.send(Recipient(platform=delivery.platform or "", user_id=user_id), message)
+    except DeliveryError as exc:
+        retry_at = None if exc.permanent else now + timedelta(seconds=exc.retry_after) if exc.retry_after else now + RETRY_DELAY
+        async with db.session() as session:
+            await outbox.mark_failed(session, delivery.id, exc.reason, retry_at)
+        if retry_at is None:
+            report.failed += 1
+            log.warning("delivery %s failed for good: %s", delivery.idempotency_key, exc.reason)
+        else:
+            report.retrying += 1
+        return
+    async with db.session() as session:
+        await outbox.mark_sent(session, delivery.id, now, ref)
+    report.sent += 1
+
+
+async def _resolve(db: Database, chat: ChatPort, person: Person) -> str:
+    user_id = await chat.resolve(person.email)
+    if user_id is None:
+        raise DeliveryError(f"{person.email} was not found on {person.platform}", permanent=True)
+    async with db.session() as session:
+        stored = await session.get(Person, person.id)
+        if stored is not None:
+            stored.platform_user_id = user_id
+    person.platform_user_id = user_id
+    return user_id
+
+
+async def _render(db: Database, program: Program, delivery: Delivery, person: Person) -> Message:
+    if delivery.kind != "checklist":
+        raise DeliveryError(f"deliveries of kind {delivery.kind!r} are not supported yet", permanent=True)
+    cohort = program.cohort(delivery.payload["cohort"])
+    week = IsoWeek.parse(delivery.payload["week"])
+    async with db.session() as session:
+        answered = await checkins.answers_for_week(session, person.id, delivery.cohort_id or 0, week)
+    return checklist_message(build_checklist(program, cohort, week), answered)
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    """What happened to a click, and what the member should now see.
+
+    ``message`` is the checklist re-rendered with the stored answers, for updating the
+    original message in place; ``reply`` is a short private note when the click was refused.
+    """
+
+    status: Literal["recorded", "duplicate", "refused"]
+    message: Message | None = None
+    reply: str | None = None
+
+
+async def record_answer(db: Database, program: Program, click: Click) -> AnswerOutcome:
+    """Store one checklist answer, once, with the latest click winning; refusals store nothing."""
+    try:
+        ref = ChoiceRef.decode(click.value)
+        spec = program.cohort(ref.cohort)
+    except (AnswerError, ValueError):
+        return AnswerOutcome("refused", reply="That button is not from a current Reinforce checklist.")
+    if ref.behavior not in spec.checklist:
+        return AnswerOutcome("refused", reply="That question is not on your checklist any more.")
+    behavior = program.behavior(ref.behavior)
+    try:
+        signal = signal_value(behavior, ref.value)
+    except AnswerError as exc:
+        return AnswerOutcome("refused", reply=str(exc))
+    async with db.session() as session:
+        person = await people.by_platform_id(session, click.platform, click.user_id)
+        if person is None:
+            return AnswerOutcome("refused", reply="You are not a member of a Reinforce program yet.")
+        if await people.consent_status(session, person.id) != "accepted":
+            return AnswerOutcome("refused", reply="Nothing was recorded: you have not agreed to take part yet.")
+        cohort = await people.is_participant(session, person.id, spec.key)
+        if cohort is None:
+            return AnswerOutcome("refused", reply="This checklist belongs to a cohort you are not part of.")
+        if spec.week_number(ref.week) < 1 or ref.week > IsoWeek.of(click.at.astimezone(ZoneInfo(person.timezone))):
+            return AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
+        fresh = await checkins.claim_event(session, click.platform, click.event_id, click.at)
+        if fresh:
+            await checkins.save_answer(
+                session, person_id=person.id, cohort_id=cohort.id, week=ref.week, behavior_key=ref.behavior,
+                value=ref.value, signal=signal, answered_at=click.at, event_id=click.event_id,
+            )
+        answered = await checkins.answers_for_week(session, person.id, cohort.id, ref.week)
+        streak = await checkins.streak(session, person.id, cohort.id, ref.week, len(spec.checklist))
+    message = checklist_message(build_checklist(program, spec, ref.week), answered, streak)
+    return AnswerOutcome("recorded" if fresh else "duplicate", message=message)

@@ -1,0 +1,43 @@
+"""The web process: one aiohttp server for the platforms' webhooks, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from bot.app import App
+
+log = logging.getLogger(__name__)
+APP_KEY = web.AppKey("reinforce", App)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the database answers; 503 otherwise, so a load balancer stops routing here."""
+    app = request.app[APP_KEY]
+    try:
+        async with app.db.session() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "not healthy"; the reason is logged, not shown
+        log.warning("health check failed: %s", exc.__class__.__name__)
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def make_web_app(app: App) -> web.Application:
+    web_app = web.Application()
+    web_app[APP_KEY] = app
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
+
+    async def close(_web_app: web.Application) -> None:
+        await app.close()
+
+    web_app.on_cleanup.append(close)
+    return web_app

@@ -1,0 +1,108 @@
+"""The weekly three-question checklist: what is asked, how it looks, and what an answer means."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nudges.messages import Choice, Context, Header, Message, Section
+from nudges.program import Behavior, Cohort, Program
+from nudges.weeks import IsoWeek
+
+# The answers each kind of question offers, as (label, stored value, signal value).
+# "partly" counts as half so a cohort's adoption rate is the mean of signal values.
+ANSWERS: dict[str, tuple[tuple[str, str, float], ...]] = {
+    "yes_partly_no": (("Yes", "yes", 1.0), ("Partly", "partly", 0.5), ("No", "no", 0.0)),
+    "scale_1_5": tuple((str(n), str(n), float(n)) for n in range(1, 6)),
+    "count": (("0", "0", 0.0), ("1", "1", 1.0), ("2", "2", 2.0), ("3", "3", 3.0), ("4", "4", 4.0), ("5+", "5+", 5.0)),
+}
+
+_SEPARATOR = "|"
+
+
+class AnswerError(ValueError):
+    """An answer that does not fit its question, worded for the manager who sent it."""
+
+
+@dataclass(frozen=True)
+class Question:
+    behavior: Behavior
+    position: int
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """One member's checklist for one week of one cohort."""
+
+    cohort: Cohort
+    week: IsoWeek
+    questions: tuple[Question, ...]
+
+    @property
+    def week_number(self) -> int:
+        return self.cohort.week_number(self.week)
+
+
+@dataclass(frozen=True)
+class ChoiceRef:
+    """What a checklist button identifies: cohort, week, behavior and the chosen answer."""
+
+    cohort: str
+    week: IsoWeek
+    behavior: str
+    value: str
+
+    def encode(self) -> str:
+        return _SEPARATOR.join((self.cohort, str(self.week), self.behavior, self.value))
+
+    @classmethod
+    def decode(cls, text: str) -> ChoiceRef:
+        parts = text.split(_SEPARATOR)
+        if len(parts) != 4:
+            raise AnswerError("That button is not from a Reinforce checklist.")
+        try:
+            week = IsoWeek.parse(parts[1])
+        except ValueError:
+            raise AnswerError("That button is not from a Reinforce checklist.") from None
+        return cls(parts[0], week, parts[2], parts[3])
+
+
+def build_checklist(program: Program, cohort: Cohort, week: IsoWeek) -> Checklist:
+    """The three questions of ``cohort``'s checklist for ``week``, in the file's order."""
+    questions = tuple(Question(program.behavior(key), i + 1) for i, key in enumerate(cohort.checklist))
+    return Checklist(cohort, week, questions)
+
+
+def signal_value(behavior: Behavior, value: str) -> float:
+    """Map a stored answer value to the number a behavior signal records."""
+    for _label, stored, number in ANSWERS[behavior.answer]:
+        if stored == value:
+            return number
+    allowed = ", ".join(stored for _label, stored, _n in ANSWERS[behavior.answer])
+    raise AnswerError(f"{value!r} is not an answer to “{behavior.question}” (expected one of {allowed}).")
+
+
+def checklist_message(checklist: Checklist, answered: Mapping[str, str] | None = None, streak: int | None = None) -> Message:
+    """Render a checklist; ``answered`` maps behavior key -> value to show what was chosen."""
+    answered = answered or {}
+    cohort = checklist.cohort
+    blocks: list[Header | Section | Context] = [
+        Header(f"Week {checklist.week_number} of {cohort.weeks} — your check-in"),
+        Context("3 questions, about a minute. Only you see your answers; sponsors see cohort totals."),
+    ]
+    for question in checklist.questions:
+        behavior = question.behavior
+        choices = tuple(
+            Choice(label, ChoiceRef(cohort.key, checklist.week, behavior.key, stored).encode(), selected=answered.get(behavior.key) == stored)
+            for label, stored, _n in ANSWERS[behavior.answer]
+        )
+        blocks.append(Section(f"{question.position}. {behavior.question}", choices, block_id=f"q:{behavior.key}"))
+    done = sum(1 for q in checklist.questions if q.behavior.key in answered)
+    if done == len(checklist.questions):
+        thanks = "Thank you, all three answered."
+        if streak:
+            thanks += f" That is {streak} week{'s' if streak != 1 else ''} in a row."
+        blocks.append(Context(thanks))
+    elif done:
+        blocks.append(Context(f"{done} of {len(checklist.questions)} answered."))
+    return Message(text=f"Your week {checklist.week_number} check-in: 3 questions, about a minute", blocks=tuple(blocks))

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, units of work, queries and Alembic migrations."""

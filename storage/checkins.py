@@ -1,0 +1,85 @@
+"""Check-in answers and the behavior signals they become, recorded idempotently."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nudges.weeks import IsoWeek
+from storage.db import insert
+from storage.models import BehaviorSignal, CheckinAnswer, InboundEvent
+
+
+async def claim_event(session: AsyncSession, platform: str, event_id: str, now: datetime) -> bool:
+    """Record that a platform event was handled; False if it already was (a retry or double click)."""
+    stmt = insert(session, InboundEvent).values(platform=platform, event_id=event_id, received_at=now)
+    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=[InboundEvent.platform, InboundEvent.event_id]))
+    return result.rowcount == 1
+
+
+async def save_answer(
+    session: AsyncSession,
+    *,
+    person_id: int,
+    cohort_id: int,
+    week: IsoWeek,
+    behavior_key: str,
+    value: str,
+    signal: float,
+    answered_at: datetime,
+    event_id: str,
+) -> None:
+    """Store an answer and its signal; an answer older than the stored one changes nothing.
+
+    Comparing ``answered_at`` (the platform's click time) rather than arrival order keeps
+    "last answer wins" true when a retried old click arrives after a newer one.
+    """
+    answer = insert(session, CheckinAnswer).values(
+        person_id=person_id, cohort_id=cohort_id, week=str(week), behavior_key=behavior_key,
+        value=value, answered_at=answered_at, event_id=event_id,
+    )
+    await session.execute(
+        answer.on_conflict_do_update(
+            index_elements=[CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key],
+            set_={"value": answer.excluded.value, "answered_at": answer.excluded.answered_at, "event_id": answer.excluded.event_id},
+            where=CheckinAnswer.answered_at <= answer.excluded.answered_at,
+        )
+    )
+    sig = insert(session, BehaviorSignal).values(
+        person_id=person_id, cohort_id=cohort_id, behavior_key=behavior_key, week=str(week),
+        value=signal, source="checkin", recorded_at=answered_at,
+    )
+    await session.execute(
+        sig.on_conflict_do_update(
+            index_elements=[BehaviorSignal.person_id, BehaviorSignal.cohort_id, BehaviorSignal.behavior_key, BehaviorSignal.week, BehaviorSignal.source],
+            set_={"value": sig.excluded.value, "recorded_at": sig.excluded.recorded_at},
+            where=BehaviorSignal.recorded_at <= sig.excluded.recorded_at,
+        )
+    )
+
+
+async def answers_for_week(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek) -> dict[str, str]:
+    """behavior key -> stored value for one member's week."""
+    rows = await session.execute(
+        select(CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+            CheckinAnswer.person_id == person_id, CheckinAnswer.cohort_id == cohort_id, CheckinAnswer.week == str(week)
+        )
+    )
+    return {key: value for key, value in rows}
+
+
+async def streak(session: AsyncSession, person_id: int, cohort_id: int, upto: IsoWeek, questions: int = 3) -> int:
+    """Consecutive weeks, ending at ``upto``, in which the member answered every question."""
+    rows = await session.scalars(
+        select(CheckinAnswer.week)
+        .where(CheckinAnswer.person_id == person_id, CheckinAnswer.cohort_id == cohort_id, CheckinAnswer.week <= str(upto))
+        .group_by(CheckinAnswer.week)
+        .having(func.count() >= questions)
+    )
+    complete = {IsoWeek.parse(w) for w in rows}
+    count, week = 0, upto
+    while week in complete:
+        count, week = count + 1, week + -1
+    return count

@@ -1,0 +1,252 @@
+"""SQLAlchemy models: the tables that hold people, answers, signals, the outbox and the audit log.
+
+Idempotency lives here as unique constraints; times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware UTC time")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# BIGINT primary keys on PostgreSQL, but INTEGER on SQLite where only that autoincrements.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class ProgramVersion(Base):
+    """Each distinct program file that was loaded; the newest is the one in force."""
+
+    __tablename__ = "program_versions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(1000))
+    loaded_at: Mapped[datetime]
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    platform: Mapped[str | None] = mapped_column(String(16))
+    # The platform's user id once resolved (Slack U..., Teams AAD object id).
+    platform_user_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+
+class Cohort(Base):
+    __tablename__ = "cohorts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(500))
+    starts: Mapped[date] = mapped_column(Date)
+    weeks: Mapped[int] = mapped_column(Integer)
+    comparison_key: Mapped[str | None] = mapped_column(String(63))
+
+
+class Membership(Base):
+    """A person's role in a cohort: participant, sponsor, coach (admins have cohort NULL)."""
+
+    __tablename__ = "memberships"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    joined_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("person_id", "cohort_id", "role"),)
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending, accepted, declined, withdrawn
+    changed_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """The outbox: one row per message to send, unique on (person or channel, kind, period)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # checklist, reminder, nudge, digest, consent
+    period: Mapped[str] = mapped_column(String(32))  # e.g. 2026-W02
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    platform: Mapped[str | None] = mapped_column(String(16))
+    target: Mapped[str | None] = mapped_column(String(200))  # channel id for channel posts
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    # Where the platform put the message (channel + ts, activity id) so it can be updated.
+    message_ref: Mapped[dict[str, Any] | None]
+    __table_args__ = (Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class InboundEvent(Base):
+    """Platform event / action ids already handled: the guard against retries and double clicks."""
+
+    __tablename__ = "inbound_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+
+
+class CheckinAnswer(Base):
+    """A member's answer to one checklist question in one week; the latest click wins."""
+
+    __tablename__ = "checkin_answers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))
+    behavior_key: Mapped[str] = mapped_column(String(63))
+    value: Mapped[str] = mapped_column(String(16))
+    answered_at: Mapped[datetime]
+    event_id: Mapped[str] = mapped_column(String(200))
+    __table_args__ = (UniqueConstraint("person_id", "cohort_id", "week", "behavior_key"),)
+
+
+class CheckinNote(Base):
+    """The optional free-text note of a weekly check-in; never reaches a sponsor."""
+
+    __tablename__ = "checkin_notes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    written_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("person_id", "cohort_id", "week"),)
+
+
+class BehaviorSignal(Base):
+    """The number an answer (or another source) says about a behavior in a week."""
+
+    __tablename__ = "behavior_signals"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    behavior_key: Mapped[str] = mapped_column(String(63))
+    week: Mapped[str] = mapped_column(String(8))
+    value: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))  # checkin, ...
+    recorded_at: Mapped[datetime]
+    __table_args__ = (
+        UniqueConstraint("person_id", "cohort_id", "behavior_key", "week", "source"),
+        Index("ix_behavior_signals_cohort_week", "cohort_id", "week", "behavior_key"),
+    )
+
+
+class RehearsalSession(Base):
+    __tablename__ = "rehearsal_sessions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    scenario_key: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(16))  # active, finished, abandoned
+    transcript: Mapped[list[Any]] = mapped_column(default=list)
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class FeedbackReview(Base):
+    """One piece of feedback on a rehearsal and its human-review status."""
+
+    __tablename__ = "feedback_reviews"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("rehearsal_sessions.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))  # ai, rubric
+    feedback: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))  # not_reviewed, pending, approved, edited, rejected
+    flag_reasons: Mapped[list[Any]] = mapped_column(default=list)
+    reviewer: Mapped[str | None] = mapped_column(String(320))
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class DigestRecord(Base):
+    """A produced cohort digest (aggregates only), once per cohort and week."""
+
+    __tablename__ = "digests"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))
+    plan_version: Mapped[int | None]
+    figures: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("cohort_id", "week"),)
+
+
+class AuditEntry(Base):
+    """Who did what and when; ``detail`` never holds deleted content or secrets."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(320))
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok, refused
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
