@@ -99,10 +99,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.demo import DemoError, run_demo
 
     out = args.out or Path(tempfile.mkdtemp(prefix="reinforce-demo-"))
-    await run_demo(out, weeks=args.weeks, managers=args.managers, out=sys.stdout)
+    try:
+        await run_demo(out, weeks=args.weeks, managers=args.managers, out=sys.stdout)
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 
@@ -118,12 +121,15 @@ async def _program(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from bot.app import build
-    from bot.programs import describe_program, load_program_file
+    from bot.programs import describe_program, store_program
+    from nudges.program import load_program
 
+    program = load_program(args.file) if args.program_command == "load" else None
+    await _check_schema(settings)
     app = build(settings)
     try:
-        if args.program_command == "load":
-            program, saved = await load_program_file(app.db, args.file, datetime.now(UTC))
+        if program is not None:
+            saved = await store_program(app.db, program, args.file, datetime.now(UTC))
             state = f"loaded as version {saved.version_id}" if saved.changed else f"unchanged (version {saved.version_id})"
             print(f"{args.file}: {program.program} {state}: {saved.cohorts} cohorts, {saved.participants} members")
             if saved.deactivated:
@@ -135,9 +141,17 @@ async def _program(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _check_schema(settings: Settings) -> None:
+    from storage.db import schema_problem
+
+    if problem := await asyncio.to_thread(schema_problem, settings.database_url):
+        raise CliError(problem)
+
+
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
+    await _check_schema(settings)
     from bot.app import build, configuration_report
     from bot.web import make_web_app
 
@@ -161,6 +175,7 @@ async def _worker(settings: Settings) -> int:
     from bot.app import build, configuration_report
     from bot.worker import run_worker
 
+    await _check_schema(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for line in configuration_report(settings):
         logging.getLogger("reinforce.worker").info("%s", line)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -37,6 +38,10 @@ WEEKLY_GAIN = {PILOT: 0.06, COMPARISON: 0.01}
 ANSWER_RATE = 0.85
 CHANGE_OF_MIND = 0.05
 DOUBLE_CLICK = 0.05
+
+
+class DemoError(Exception):
+    """The demo cannot run as asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
 
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / "reinforce.db"
+    if db_path.exists() and not (out_dir / "transcript.txt").exists():
+        # Only a database an earlier demo left (with its transcript) is ever replaced.
+        raise DemoError(f"{out_dir} already holds a reinforce.db that a demo did not create; choose another --out")
     for stale in (db_path, db_path.with_name("reinforce.db-wal"), db_path.with_name("reinforce.db-shm")):
         stale.unlink(missing_ok=True)
     url = f"sqlite:///{db_path}"
@@ -125,7 +133,9 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
     return DemoResult(db_path, answers, signals, text)
 
 
-async def _simulate_manager(db: Database, program: Program, chat: ConsoleChat, message_id: str, now: datetime, rng: random.Random, p_yes) -> int:  # noqa: ANN001
+async def _simulate_manager(
+    db: Database, program: Program, chat: ConsoleChat, message_id: str, now: datetime, rng: random.Random, p_yes: Callable[[str], float]
+) -> int:
     """One manager's clicks on one checklist; returns 1 if they answered at all."""
     if rng.random() > ANSWER_RATE:
         return 0

@@ -6,20 +6,19 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from nudges.program import Program, ProgramError, load_program
+from nudges.program import Program, ProgramError
 from storage import audit
 from storage.db import Database
 from storage.models import Cohort, Membership
 from storage.programs import SavedProgram, current_program, save_program
 
 
-async def load_program_file(db: Database, path: str, now: datetime, actor: str = "cli") -> tuple[Program, SavedProgram]:
-    """Validate ``path`` and store it; raises ProgramError before touching the database."""
-    program = load_program(path)
+async def store_program(db: Database, program: Program, source: str, now: datetime, actor: str = "cli") -> SavedProgram:
+    """Store a validated program (see nudges.program.load_program) and audit the load."""
     async with db.session() as session:
-        saved = await save_program(session, program, path, now)
+        saved = await save_program(session, program, source, now)
         audit.record(session, now, actor, "program.load", subject=program.program, version=saved.version_id, changed=saved.changed)
-    return program, saved
+    return saved
 
 
 async def program_in_force(db: Database) -> Program:

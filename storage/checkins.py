@@ -15,8 +15,9 @@ from storage.models import BehaviorSignal, CheckinAnswer, InboundEvent
 async def claim_event(session: AsyncSession, platform: str, event_id: str, now: datetime) -> bool:
     """Record that a platform event was handled; False if it already was (a retry or double click)."""
     stmt = insert(session, InboundEvent).values(platform=platform, event_id=event_id, received_at=now)
-    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=[InboundEvent.platform, InboundEvent.event_id]))
-    return result.rowcount == 1
+    stmt = stmt.on_conflict_do_nothing(index_elements=[InboundEvent.platform, InboundEvent.event_id]).returning(InboundEvent.id)
+    # RETURNING yields no row on conflict; rowcount is not reliable across async drivers.
+    return (await session.execute(stmt)).first() is not None
 
 
 async def save_answer(

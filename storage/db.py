@@ -9,7 +9,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -111,3 +113,22 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def schema_problem(url: str) -> str | None:
+    """None when the database is at the latest migration; otherwise what the operator should do.
+
+    Blocking (it connects with the synchronous driver): call it from a thread in async code.
+    """
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    if current == head:
+        return None
+    if current is None:
+        return "the database has no Reinforce tables yet: run `reinforce db upgrade`"
+    return f"the database is at schema {current}, this version needs {head}: run `reinforce db upgrade`"

@@ -36,8 +36,8 @@ async def enqueue(
         platform=platform, target=target, payload=payload or {}, status="pending", attempts=0,
         due_at=due_at, next_attempt_at=due_at,
     )
-    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=[Delivery.idempotency_key]))
-    return result.rowcount == 1
+    stmt = stmt.on_conflict_do_nothing(index_elements=[Delivery.idempotency_key]).returning(Delivery.id)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int = 100) -> Sequence[Delivery]:

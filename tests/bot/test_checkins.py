@@ -1,0 +1,158 @@
+"""The check-in loop through the use cases and the console adapter: queue, deliver, click, record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters.base import Click
+from adapters.console import ConsoleChat
+from bot.checkins import deliver_outbox, enqueue_checklists, record_answer
+from nudges.program import Program, load_program
+from nudges.weeks import IsoWeek
+from storage import people
+from storage.db import Database
+from storage.models import BehaviorSignal, CheckinAnswer, Delivery, InboundEvent, Person
+from storage.programs import save_program
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
+MONDAY = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+WEEK = IsoWeek.of(MONDAY)
+
+
+@pytest.fixture
+async def program(db: Database) -> Program:
+    program = load_program(str(EXAMPLE))
+    async with db.session() as session:
+        await save_program(session, program, "examples/program.yaml", MONDAY)
+    return program
+
+
+async def _consent_all(db: Database, status: str = "accepted") -> None:
+    async with db.session() as session:
+        for person in (await session.scalars(select(Person))).all():
+            await people.set_consent(session, person.id, status, MONDAY)
+
+
+async def _count(db: Database, model: type) -> int:
+    async with db.session() as session:
+        return await session.scalar(select(func.count()).select_from(model)) or 0
+
+
+async def _deliver_week(db: Database, program: Program, chat: ConsoleChat) -> None:
+    await enqueue_checklists(db, program, WEEK, MONDAY)
+    await deliver_outbox(db, program, {"slack": chat, "teams": chat}, MONDAY)
+
+
+def _first_message_to(chat: ConsoleChat, email: str) -> str:
+    return next(mid for mid, p in chat.posted.items() if p.to.user_id == f"console:{email}")
+
+
+async def test_checklists_go_only_to_consented_members_and_only_once(db: Database, program: Program) -> None:
+    chat = ConsoleChat()
+    members = sum(len(c.members) for c in program.cohorts)
+    await _deliver_week(db, program, chat)
+    assert chat.posted == {}  # nobody has accepted yet
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    await _deliver_week(db, program, chat)
+    assert len(chat.posted) == members
+    assert len({p.to.user_id for p in chat.posted.values()}) == members
+
+
+async def test_a_member_who_cannot_be_found_fails_for_good_with_the_reason(db: Database, program: Program) -> None:
+    lost = program.cohorts[0].members[0].email
+    chat = ConsoleChat(unreachable={lost})
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    async with db.session() as session:
+        failed = (await session.execute(select(Delivery.status, Delivery.last_error).where(Delivery.status != "sent"))).all()
+    assert failed == [("failed", f"{lost} was not found on {program.cohorts[0].members[0].platform}")]
+
+
+async def test_same_click_delivered_three_times_records_one_answer(db: Database, program: Program) -> None:
+    chat = ConsoleChat()
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    email = program.cohorts[0].members[0].email
+    click = chat.click(_first_message_to(chat, email), "q:decision_huddle", "Yes", MONDAY + timedelta(minutes=3))
+    outcomes = [await record_answer(db, program, click) for _ in range(3)]
+    assert [o.status for o in outcomes] == ["recorded", "duplicate", "duplicate"]
+    assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal), await _count(db, InboundEvent)) == (1, 1, 1)
+    assert "1 of 3 answered" in outcomes[-1].message.plain()
+
+
+async def test_changing_an_answer_keeps_the_last_one_and_updates_the_message(db: Database, program: Program) -> None:
+    chat = ConsoleChat()
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    mid = _first_message_to(chat, program.cohorts[0].members[0].email)
+    await record_answer(db, program, chat.click(mid, "q:decision_huddle", "No", MONDAY + timedelta(minutes=1)))
+    outcome = await record_answer(db, program, chat.click(mid, "q:decision_huddle", "Partly", MONDAY + timedelta(minutes=2)))
+    async with db.session() as session:
+        assert (await session.execute(select(CheckinAnswer.value))).scalars().all() == ["partly"]
+        assert (await session.execute(select(BehaviorSignal.value))).scalars().all() == [0.5]
+    assert "[x] Partly" in outcome.message.plain() and "[x] No" not in outcome.message.plain()
+
+
+async def test_three_answers_thank_the_member_with_their_streak(db: Database, program: Program) -> None:
+    chat = ConsoleChat()
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    mid = _first_message_to(chat, program.cohorts[0].members[0].email)
+    at = MONDAY + timedelta(minutes=1)
+    for block in ("q:decision_huddle", "q:escalate_24h", "q:specific_feedback"):
+        outcome = await record_answer(db, program, chat.click(mid, block, "Yes", at))
+    assert "Thank you, all three answered. That is 1 week in a row." in outcome.message.plain()
+
+
+async def test_a_click_from_someone_without_consent_stores_nothing(db: Database, program: Program) -> None:
+    chat = ConsoleChat()
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    email = program.cohorts[0].members[0].email
+    click = chat.click(_first_message_to(chat, email), "q:decision_huddle", "Yes", MONDAY)
+    async with db.session() as session:
+        person = await people.by_email(session, email)
+        await people.set_consent(session, person.id, "withdrawn", MONDAY)
+    outcome = await record_answer(db, program, click)
+    assert outcome.status == "refused" and "not agreed" in outcome.reply
+    assert (await _count(db, CheckinAnswer), await _count(db, InboundEvent)) == (0, 0)
+
+
+async def test_pressing_a_button_on_another_cohorts_checklist_is_refused(db: Database, program: Program) -> None:
+    chat = ConsoleChat()
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    pilot_member = program.cohorts[0].members[0].email
+    wave_member = program.cohorts[1].members[0]
+    click = chat.click(_first_message_to(chat, pilot_member), "q:decision_huddle", "Yes", MONDAY)
+    forged = Click(wave_member.platform, "forged-1", f"console:{wave_member.email}", click.value, MONDAY)
+    outcome = await record_answer(db, program, forged)
+    assert outcome.status == "refused" and "not part of" in outcome.reply
+    assert await _count(db, CheckinAnswer) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "reply"),
+    [
+        ("garbage", "not from a current Reinforce checklist"),
+        ("no-such-cohort|2026-W02|decision_huddle|yes", "not from a current Reinforce checklist"),
+        ("pilot-a|2026-W02|one_on_ones|2", "not on your checklist"),
+        ("pilot-a|2026-W02|decision_huddle|maybe", "'maybe' is not an answer"),
+        ("pilot-a|2026-W09|decision_huddle|yes", "2026-W09 is not open"),
+        ("pilot-a|2025-W50|decision_huddle|yes", "2025-W50 is not open"),
+    ],
+)
+async def test_invalid_answers_are_refused_with_a_reason_and_store_nothing(db: Database, program: Program, value: str, reply: str) -> None:
+    await _consent_all(db)
+    member = program.cohorts[0].members[0]
+    async with db.session() as session:
+        person = await people.by_email(session, member.email)
+        person.platform_user_id = "U1"
+    outcome = await record_answer(db, program, Click(member.platform, "e1", "U1", value, MONDAY))
+    assert outcome.status == "refused" and reply in outcome.reply
+    assert (await _count(db, CheckinAnswer), await _count(db, InboundEvent)) == (0, 0)

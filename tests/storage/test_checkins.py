@@ -1,0 +1,89 @@
+"""Recording answers: idempotent on the platform's event id, the latest click wins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from nudges.weeks import IsoWeek
+from storage import checkins
+from storage.db import Database
+from storage.models import BehaviorSignal, CheckinAnswer, Cohort, InboundEvent, Person
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+WEEK = IsoWeek(2026, 2)
+
+
+async def _person_and_cohort(db: Database) -> tuple[int, int]:
+    async with db.session() as session:
+        person = Person(email="ana@example.com", timezone="Europe/Lisbon", platform="slack", platform_user_id="U1", created_at=T0)
+        cohort = Cohort(key="pilot-a", name="Pilot A", starts=T0.date(), weeks=12)
+        session.add_all([person, cohort])
+        await session.flush()
+        return person.id, cohort.id
+
+
+async def _answer(db: Database, person: int, cohort: int, value: str, signal: float, at: datetime, event: str, behavior: str = "decision_huddle") -> bool:
+    async with db.session() as session:
+        if not await checkins.claim_event(session, "slack", event, at):
+            return False
+        await checkins.save_answer(
+            session, person_id=person, cohort_id=cohort, week=WEEK, behavior_key=behavior,
+            value=value, signal=signal, answered_at=at, event_id=event,
+        )
+        return True
+
+
+async def _stored(db: Database) -> tuple[list[tuple[str, str]], list[float]]:
+    async with db.session() as session:
+        answers = (await session.execute(select(CheckinAnswer.behavior_key, CheckinAnswer.value))).all()
+        signals = (await session.scalars(select(BehaviorSignal.value))).all()
+    return [tuple(a) for a in answers], list(signals)
+
+
+async def test_same_event_delivered_three_times_records_one_answer(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+    results = [await _answer(db, person, cohort, "yes", 1.0, T0, "evt-1") for _ in range(3)]
+    assert results == [True, False, False]
+    assert await _stored(db) == ([("decision_huddle", "yes")], [1.0])
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundEvent)) == 1
+
+
+async def test_last_answer_wins_for_the_same_question_and_week(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+    await _answer(db, person, cohort, "no", 0.0, T0, "evt-1")
+    await _answer(db, person, cohort, "partly", 0.5, T0 + timedelta(minutes=2), "evt-2")
+    assert await _stored(db) == ([("decision_huddle", "partly")], [0.5])
+
+
+async def test_an_older_click_arriving_late_does_not_overwrite_a_newer_one(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+    await _answer(db, person, cohort, "yes", 1.0, T0 + timedelta(minutes=5), "evt-new")
+    assert await _answer(db, person, cohort, "no", 0.0, T0, "evt-old")
+    assert await _stored(db) == ([("decision_huddle", "yes")], [1.0])
+
+
+async def test_answers_to_different_questions_are_kept_apart(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+    await _answer(db, person, cohort, "yes", 1.0, T0, "e1", behavior="decision_huddle")
+    await _answer(db, person, cohort, "no", 0.0, T0, "e2", behavior="escalate_24h")
+    async with db.session() as session:
+        assert await checkins.answers_for_week(session, person, cohort, WEEK) == {"decision_huddle": "yes", "escalate_24h": "no"}
+
+
+async def test_streak_counts_consecutive_complete_weeks(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+    async with db.session() as session:
+        for offset, answered in ((0, 3), (1, 3), (2, 2), (3, 3), (4, 3)):
+            week = WEEK + offset
+            for q in range(answered):
+                await checkins.save_answer(
+                    session, person_id=person, cohort_id=cohort, week=week, behavior_key=f"b{q}",
+                    value="yes", signal=1.0, answered_at=T0 + timedelta(weeks=offset), event_id=f"{offset}-{q}",
+                )
+    async with db.session() as session:
+        assert await checkins.streak(session, person, cohort, WEEK + 4) == 2
+        assert await checkins.streak(session, person, cohort, WEEK + 2) == 0
+        assert await checkins.streak(session, person, cohort, WEEK + 1) == 2

@@ -1,0 +1,52 @@
+"""The outbox inserts once per key and leases due rows to one worker at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from storage import outbox
+from storage.db import Database
+from storage.models import Delivery
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+async def _enqueue(db: Database, key: str, due: datetime = T0) -> bool:
+    async with db.session() as session:
+        return await outbox.enqueue(session, key=key, kind="checklist", period="2026-W02", due_at=due, platform="slack")
+
+
+async def test_same_key_enqueued_twice_is_one_row(db: Database) -> None:
+    assert await _enqueue(db, "checklist:1:pilot-a:2026-W02") is True
+    assert await _enqueue(db, "checklist:1:pilot-a:2026-W02") is False
+    async with db.session() as session:
+        assert len((await session.scalars(select(Delivery))).all()) == 1
+
+
+async def test_claimed_rows_are_not_claimed_again_until_the_lease_ends(db: Database) -> None:
+    await _enqueue(db, "a")
+    await _enqueue(db, "b", due=T0 + timedelta(hours=1))
+    async with db.session() as session:
+        first = [d.idempotency_key for d in await outbox.claim_due(session, T0)]
+    async with db.session() as session:
+        again = await outbox.claim_due(session, T0 + timedelta(seconds=1))
+    assert first == ["a"] and again == []
+    async with db.session() as session:
+        after_lease = [d.idempotency_key for d in await outbox.claim_due(session, T0 + outbox.CLAIM_LEASE + timedelta(hours=1))]
+    assert after_lease == ["a", "b"]
+
+
+async def test_sent_and_failed_rows_are_never_claimed(db: Database) -> None:
+    for key in ("sent", "failed", "retry"):
+        await _enqueue(db, key)
+    async with db.session() as session:
+        rows = {d.idempotency_key: d.id for d in await outbox.claim_due(session, T0)}
+        await outbox.mark_sent(session, rows["sent"], T0, {"ts": "1.2"})
+        await outbox.mark_failed(session, rows["failed"], "user not found")
+        await outbox.mark_failed(session, rows["retry"], "timeout", retry_at=T0 + timedelta(minutes=1))
+    async with db.session() as session:
+        later = [d.idempotency_key for d in await outbox.claim_due(session, T0 + timedelta(days=1))]
+        assert later == ["retry"]
+        assert await outbox.message_ref_for(session, "sent") == {"ts": "1.2"}
