@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ ANSWERS: dict[str, tuple[tuple[str, str, float], ...]] = {
 }
 
 _SEPARATOR = "|"
+_PART = re.compile(r"[A-Za-z0-9_+-]{1,63}")
 
 
 class AnswerError(ValueError):
@@ -57,8 +59,9 @@ class ChoiceRef:
 
     @classmethod
     def decode(cls, text: str) -> ChoiceRef:
+        """Parse a button value; anything ``encode`` could not have produced is refused."""
         parts = text.split(_SEPARATOR)
-        if len(parts) != 4:
+        if len(parts) != 4 or not all(_PART.fullmatch(p) for p in parts):
             raise AnswerError("That button is not from a Reinforce checklist.")
         try:
             week = IsoWeek.parse(parts[1])

@@ -91,7 +91,10 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 or 1 the bound is exactly 0 or 1; say so rather than 0.9999999999999999.
+    low = 0.0 if p <= 0 else max(0.0, centre - half)
+    high = 1.0 if p >= 1 else min(1.0, centre + half)
+    return low, high
 
 
 def estimate(tally: Tally, kind: str, min_group_size: int, people: int | None = None) -> Estimate:
@@ -170,10 +173,14 @@ def _figure(est: Estimate, kind: str, min_group_size: int) -> str:
 def render_text(digest: Digest) -> str:
     """The digest as plain text for a terminal or a fallback notification."""
     p = digest.participation
-    rate = f"{p.rate:.0%}" if p.rate is not None else "n/a"
+    if p.delivered < digest.min_group_size:
+        # "3 of 4 answered" in a tiny cohort says who did not; show nothing countable.
+        participation = f"fewer than {digest.min_group_size} managers had a checklist this week"
+    else:
+        participation = f"{p.answered} of {p.delivered} managers answered ({p.rate:.0%})"
     lines = [
         f"{digest.program} — {digest.cohort_name}, week {digest.week_number} of {digest.weeks} ({digest.week})",
-        f"Participation: {p.answered} of {p.delivered} managers answered ({rate})",
+        f"Participation: {participation}",
         "",
     ]
     for b in digest.behaviors:

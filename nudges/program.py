@@ -186,7 +186,10 @@ class Program(_Strict):
         return self
 
     def behavior(self, key: str) -> Behavior:
-        return next(b for b in self.behaviors if b.key == key)
+        for behavior in self.behaviors:
+            if behavior.key == key:
+                return behavior
+        raise ProgramError(f"no behavior {key!r} in the program")
 
     def cohort(self, key: str) -> Cohort:
         """The cohort with this key; raises ProgramError naming the known keys otherwise."""
@@ -290,6 +293,12 @@ def _relative(field: str) -> list[str | int]:
     return parts
 
 
+def _printable(name: object) -> str:
+    """A key from the file as typed, or quoted if it holds control characters (one line per problem)."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 def _path(data: Any, loc: list[Any]) -> str:
     """Render a location, naming list items by their key or email where they have one."""
     text, node = "", data
@@ -297,9 +306,9 @@ def _path(data: Any, loc: list[Any]) -> str:
         if isinstance(part, int):
             item = node[part] if isinstance(node, list) and part < len(node) else None
             label = item.get("key") or item.get("email") if isinstance(item, Mapping) else None
-            text += f"[{label}]" if isinstance(label, str) and label else f"[{part}]"
+            text += f"[{_printable(label)}]" if isinstance(label, str) and label else f"[{part}]"
             node = item
         else:
-            text += f".{part}" if text else str(part)
+            text += f".{_printable(part)}" if text else _printable(part)
             node = node.get(part) if isinstance(node, Mapping) else None
     return text or "(top level)"

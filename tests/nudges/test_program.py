@@ -1,0 +1,537 @@
+"""Tests for nudges/program.py: the example program loads, and every bad file is explained."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nudges.program import MAX_FILE_BYTES, Program, ProgramError, load_program, parse_program
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
+
+
+@cache
+def _example_data() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def data() -> dict[str, Any]:
+    """A fresh, mutable copy of examples/program.yaml as parsed YAML."""
+    return copy.deepcopy(_example_data())
+
+
+def cohort(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return next(c for c in data["cohorts"] if c["key"] == key)
+
+
+def member(data: dict[str, Any], cohort_key: str, email: str) -> dict[str, Any]:
+    return next(m for m in cohort(data, cohort_key)["members"] if m["email"] == email)
+
+
+def problems(data: Any, source: str = "bad.yaml") -> list[str]:
+    """The problems parse_program reports; each must be one line, and the message their join."""
+    with pytest.raises(ProgramError) as caught:
+        parse_program(data, source)
+    found = caught.value.problems
+    assert found, "a ProgramError must carry at least one problem"
+    for problem in found:
+        assert "\n" not in problem, f"a problem spans more than one line: {problem!r}"
+    assert str(caught.value) == "\n".join(found)
+    return found
+
+
+def only_problem(data: Any, source: str = "bad.yaml") -> str:
+    found = problems(data, source)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(ProgramError) as caught:
+        load_program(str(path))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# --- the example file ---------------------------------------------------------------------
+
+
+def test_example_program_loads_with_cohorts_pilot_a_and_wave_b() -> None:
+    program = load_program(str(EXAMPLE))
+
+    assert [c.key for c in program.cohorts] == ["pilot-a", "wave-b"]
+    assert program.cohort("pilot-a").comparison == "wave-b"
+
+
+def test_example_program_has_at_least_thirty_members() -> None:
+    program = load_program(str(EXAMPLE))
+
+    assert sum(len(c.members) for c in program.cohorts) >= 30
+
+
+def test_every_example_behavior_has_at_least_three_nudges() -> None:
+    program = load_program(str(EXAMPLE))
+
+    assert program.behaviors
+    for behavior in program.behaviors:
+        assert len(behavior.nudges) >= 3, behavior.key
+
+
+def test_example_checklists_have_three_known_behaviors() -> None:
+    program = load_program(str(EXAMPLE))
+    known = {b.key for b in program.behaviors}
+
+    for c in program.cohorts:
+        assert len(c.checklist) == 3
+        assert set(c.checklist) <= known
+
+
+def test_unknown_cohort_lookup_names_the_known_cohorts() -> None:
+    program = load_program(str(EXAMPLE))
+
+    with pytest.raises(ProgramError, match="no cohort 'pilot-z'.*pilot-a, wave-b"):
+        program.cohort("pilot-z")
+
+
+def test_emails_are_lowercased_and_times_padded(data: dict[str, Any]) -> None:
+    member(data, "pilot-a", "ana@example.com")["email"] = "Ana@Example.COM"
+    cohort(data, "pilot-a")["schedule"]["checklist"]["time"] = "9:00"
+
+    program = parse_program(data, "ok.yaml")
+
+    assert program.cohort("pilot-a").members[0].email == "ana@example.com"
+    assert program.cohort("pilot-a").schedule.checklist.time == "09:00"
+
+
+# --- content_hash -------------------------------------------------------------------------
+
+
+def test_content_hash_is_the_same_for_two_loads_of_the_same_file() -> None:
+    assert load_program(str(EXAMPLE)).content_hash() == load_program(str(EXAMPLE)).content_hash()
+
+
+@pytest.mark.parametrize(
+    "reformat",
+    [
+        pytest.param(lambda d: yaml.safe_dump(d, sort_keys=True, default_flow_style=False), id="block-style-sorted-keys"),
+        pytest.param(lambda d: yaml.safe_dump(d, sort_keys=False, default_flow_style=True, width=10_000), id="flow-style"),
+        pytest.param(lambda d: json.dumps(d, default=str, indent=3), id="json"),
+        pytest.param(
+            lambda d: "# a comment on top\n" + yaml.safe_dump(dict(reversed(list(d.items()))), sort_keys=False, indent=4),
+            id="comment-and-reversed-key-order",
+        ),
+    ],
+)
+def test_content_hash_ignores_yaml_formatting(reformat: Any) -> None:
+    original = load_program(str(EXAMPLE))
+    text = reformat(_example_data())
+    assert text != EXAMPLE.read_text(encoding="utf-8")
+
+    reformatted = load_program("reformatted.yaml", text=text)
+
+    assert reformatted.content_hash() == original.content_hash()
+
+
+def test_content_hash_ignores_quoting_and_spacing_of_a_value() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    changed = text.replace("weeks: 12", "weeks:     12   # twelve").replace(
+        'time: "09:00"', "time: '09:00'"
+    )
+    assert changed != text
+
+    assert load_program("a.yaml", text=changed).content_hash() == load_program(str(EXAMPLE)).content_hash()
+
+
+def test_content_hash_changes_when_a_nudge_changes(data: dict[str, Any]) -> None:
+    before = parse_program(data).content_hash()
+    data["behaviors"][0]["nudges"][0] = "Something else entirely."
+
+    assert parse_program(data).content_hash() != before
+
+
+def test_content_hash_changes_when_a_member_timezone_changes(data: dict[str, Any]) -> None:
+    before = parse_program(data).content_hash()
+    member(data, "pilot-a", "ana@example.com")["timezone"] = "Europe/Paris"
+
+    assert parse_program(data).content_hash() != before
+
+
+def test_content_hash_changes_when_a_member_is_added(data: dict[str, Any]) -> None:
+    before = parse_program(data).content_hash()
+    cohort(data, "wave-b")["members"].append({"email": "new@example.com", "platform": "slack"})
+
+    assert parse_program(data).content_hash() != before
+
+
+def test_content_hash_changes_when_the_checklist_order_changes(data: dict[str, Any]) -> None:
+    before = parse_program(data).content_hash()
+    cohort(data, "pilot-a")["checklist"].reverse()
+
+    assert parse_program(data).content_hash() != before
+
+
+# --- bad content: each problem names the file, the field and the problem --------------------
+
+
+def test_checklist_with_an_unknown_behavior_is_rejected_naming_the_field(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["checklist"][1] = "escalate_48h"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].checklist: ")
+    assert "unknown behavior 'escalate_48h'" in problem
+    assert "escalate_24h" in problem  # the known keys are listed
+
+
+def test_checklist_with_two_behaviors_is_rejected_naming_the_field(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["checklist"] = ["decision_huddle", "escalate_24h"]
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].checklist: ")
+    assert "exactly 3" in problem
+    assert "got 2" in problem
+
+
+def test_checklist_with_four_behaviors_is_rejected_naming_the_field(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["checklist"].append("one_on_ones")
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[wave-b].checklist: ")
+    assert "exactly 3" in problem
+    assert "got 4" in problem
+
+
+def test_checklist_with_the_same_behavior_twice_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["checklist"] = ["decision_huddle", "escalate_24h", "decision_huddle"]
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].checklist: ")
+    assert "same behavior twice" in problem
+
+
+def test_member_with_a_bad_timezone_is_named_by_email(data: dict[str, Any]) -> None:
+    member(data, "pilot-a", "bruno@example.com")["timezone"] = "Europe/Atlantis"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].members[bruno@example.com].timezone: ")
+    assert "'Europe/Atlantis' is not a time zone" in problem
+
+
+def test_comparison_with_a_cohort_that_does_not_exist_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["comparison"] = "wave-c"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].comparison: ")
+    assert "'wave-c'" in problem
+
+
+def test_cohort_compared_with_itself_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["comparison"] = "pilot-a"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].comparison: ")
+    assert "its own comparison" in problem
+
+
+def test_member_listed_twice_in_one_cohort_is_rejected(data: dict[str, Any]) -> None:
+    members = cohort(data, "pilot-a")["members"]
+    members.append(dict(members[2]))
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].members[carla@example.com]: ")
+    assert "duplicate member carla@example.com" in problem
+    assert "pilot-a" in problem.split(": ", 2)[2]
+
+
+def test_member_in_two_cohorts_is_rejected_naming_the_first_cohort(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["members"].append({"email": "ana@example.com", "platform": "teams"})
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[wave-b].members[ana@example.com]: ")
+    assert "duplicate member ana@example.com" in problem
+    assert "already in cohort pilot-a" in problem
+
+
+def test_member_duplicate_differing_only_in_case_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["members"].append({"email": "ANA@example.com", "platform": "slack"})
+
+    problem = only_problem(data)
+
+    assert "cohorts[wave-b].members[" in problem
+    assert "duplicate member ana@example.com" in problem
+
+
+def test_duplicate_behavior_key_is_rejected(data: dict[str, Any]) -> None:
+    data["behaviors"].append(dict(data["behaviors"][0], question="Asked again?"))
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: behaviors[decision_huddle].key: ")
+    assert "duplicate behavior key 'decision_huddle'" in problem
+
+
+def test_duplicate_cohort_key_is_rejected(data: dict[str, Any]) -> None:
+    data["cohorts"].append(dict(cohort(data, "wave-b"), members=[], comparison=None))
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[wave-b].key: ")
+    assert "duplicate cohort key 'wave-b'" in problem
+
+
+def test_unknown_top_level_key_is_rejected(data: dict[str, Any]) -> None:
+    data["sponsers"] = ["vp.product@example.com"]
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: sponsers: ")
+    assert "unknown key" in problem
+
+
+def test_unknown_nested_key_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["schedule"]["nudge"]["hour"] = 10
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].schedule.nudge.hour: ")
+    assert "unknown key" in problem
+
+
+def test_unknown_key_on_a_member_is_named_by_email(data: dict[str, Any]) -> None:
+    member(data, "wave-b", "tara@example.com")["phone"] = "+351 000"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[wave-b].members[tara@example.com].phone: ")
+    assert "unknown key" in problem
+
+
+def test_unknown_key_on_a_behavior_is_named_by_key(data: dict[str, Any]) -> None:
+    data["behaviors"][1]["nudge"] = "singular by mistake"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: behaviors[escalate_24h].nudge: ")
+    assert "unknown key" in problem
+
+
+def test_missing_required_cohort_field_is_reported(data: dict[str, Any]) -> None:
+    del cohort(data, "pilot-a")["starts"]
+
+    problem = only_problem(data)
+
+    assert problem == "bad.yaml: cohorts[pilot-a].starts: is required"
+
+
+def test_missing_required_top_level_field_is_reported(data: dict[str, Any]) -> None:
+    del data["program"]
+
+    assert only_problem(data) == "bad.yaml: program: is required"
+
+
+@pytest.mark.parametrize("bad_time", ["25:00", "9am", "09:60", "0900", ""])
+def test_bad_time_of_day_in_schedule_is_rejected(data: dict[str, Any], bad_time: str) -> None:
+    cohort(data, "pilot-a")["schedule"]["reminder"]["time"] = bad_time
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].schedule.reminder.time: ")
+    assert f"{bad_time!r} is not a time of day" in problem
+
+
+def test_bad_weekday_in_schedule_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["schedule"] = {"digest": {"day": "funday", "time": "16:00"}}
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[wave-b].schedule.digest.day: ")
+
+
+def test_member_with_a_bad_email_is_rejected(data: dict[str, Any]) -> None:
+    member(data, "pilot-a", "carla@example.com")["email"] = "carla-at-example.com"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].members[carla-at-example.com].email: ")
+    assert "'carla-at-example.com' is not an email address" in problem
+
+
+def test_sponsor_with_a_bad_email_is_rejected_by_position(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["sponsors"] = ["vp.product@example.com", "vp sales"]
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[wave-b].sponsors[1]: ")
+    assert "is not an email address" in problem
+
+
+def test_plan_primary_behavior_outside_the_checklist_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["plan"]["primary_behavior"] = "one_on_ones"
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].plan.primary_behavior: ")
+    assert "'one_on_ones' is not in this cohort's checklist" in problem
+
+
+@pytest.mark.parametrize("method", ["comparison_cohort", "stepped_wedge"])
+def test_plan_needing_a_comparison_without_one_is_rejected(data: dict[str, Any], method: str) -> None:
+    cohort(data, "wave-b")["plan"]["method"] = method
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[wave-b].plan.method: ")
+    assert f"{method} needs a comparison cohort" in problem
+
+
+def test_plan_exposure_longer_than_the_cohort_is_rejected(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["plan"]["min_exposure_weeks"] = 13
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].plan.min_exposure_weeks: ")
+    assert "12 weeks" in problem
+
+
+def test_several_problems_are_reported_one_per_line(data: dict[str, Any]) -> None:
+    member(data, "pilot-a", "bruno@example.com")["timezone"] = "Nowhere/Land"
+    member(data, "wave-b", "tara@example.com")["platform"] = "discord"
+
+    with pytest.raises(ProgramError) as caught:
+        parse_program(data, "bad.yaml")
+
+    lines = str(caught.value).splitlines()
+    assert lines == caught.value.problems
+    assert len(lines) == 2
+    assert lines[0].startswith("bad.yaml: cohorts[pilot-a].members[bruno@example.com].timezone: ")
+    assert lines[1].startswith("bad.yaml: cohorts[wave-b].members[tara@example.com].platform: ")
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        pytest.param(lambda d: cohort(d, "pilot-a").__setitem__("key", "pilot\na"), id="cohort-key"),
+        pytest.param(lambda d: d.__setitem__("spon\nsors", []), id="unknown-key"),
+        pytest.param(lambda d: member(d, "pilot-a", "ana@example.com").__setitem__("email", "ana\n@example.com"), id="member-email"),
+    ],
+)
+def test_problem_stays_on_one_line_when_the_file_has_a_newline_in_a_key(data: dict[str, Any], break_it: Any) -> None:
+    break_it(data)
+
+    problems(data)  # asserts every problem is a single line
+
+
+@pytest.mark.parametrize("not_a_mapping", [None, [], ["program"], "program: x", 42])
+def test_content_that_is_not_a_mapping_is_rejected(not_a_mapping: Any) -> None:
+    problem = only_problem(not_a_mapping)
+
+    assert problem.startswith("bad.yaml: ")
+    assert "must be a mapping" in problem
+
+
+# --- bad files on disk --------------------------------------------------------------------
+
+
+def test_a_valid_file_written_to_disk_loads(tmp_path: Path, data: dict[str, Any]) -> None:
+    path = tmp_path / "program.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    assert isinstance(load_program(str(path)), Program)
+
+
+def test_problems_in_a_file_on_disk_name_its_path(tmp_path: Path, data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["comparison"] = "pilot-a"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    message = load_error(path)
+
+    assert message.startswith(f"{path}: cohorts[pilot-a].comparison: ")
+
+
+def test_file_that_is_a_list_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- program\n- cohorts\n", encoding="utf-8")
+
+    message = load_error(path)
+
+    assert message.startswith(f"{path}: ")
+    assert "must be a mapping" in message
+
+
+def test_empty_file_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("", encoding="utf-8")
+
+    assert "must be a mapping" in load_error(path)
+
+
+def test_invalid_yaml_is_reported_with_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(
+        "program: Pilot\n"
+        "min_group_size: 5\n"
+        "behaviors:\n"
+        "  - key: [decision_huddle\n"
+        "cohorts: []\n",
+        encoding="utf-8",
+    )
+
+    message = load_error(path)
+
+    assert message.startswith(f"{path}: not valid YAML at line 5")
+
+
+def test_invalid_yaml_in_given_text_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ProgramError) as caught:
+        load_program("inline.yaml", text="program: x\n  indented: wrongly\n")
+
+    assert str(caught.value).startswith("inline.yaml: not valid YAML at line 2")
+
+
+def test_missing_file_is_reported_as_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.yaml"
+
+    message = load_error(path)
+
+    assert message.startswith(f"{path}: cannot read the file")
+
+
+def test_directory_is_reported_as_unreadable(tmp_path: Path) -> None:
+    message = load_error(tmp_path)
+
+    assert message.startswith(f"{tmp_path}: cannot read the file")
+
+
+def test_file_that_is_not_utf8_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("program: Liderança\n".encode("latin-1"))
+
+    message = load_error(path)
+
+    assert message == f"{path}: the file is not UTF-8 text"
+
+
+def test_oversized_file_is_rejected_without_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+
+    message = load_error(path)
+
+    assert message.startswith(f"{path}: the file is larger than")
