@@ -34,6 +34,55 @@ class Click:
     message_ref: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A form sent back: a card's answers and note (Teams), or the note dialog (Slack).
+
+    ``values`` are button values as in ``Click.value``; ``context`` is the value of the
+    button that opened the form, when there was one.
+    """
+
+    platform: str
+    event_id: str
+    user_id: str
+    at: datetime
+    values: tuple[str, ...] = ()
+    note: str | None = None
+    context: str | None = None
+    message_ref: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TextCommand:
+    """A command typed by a member: `/reinforce pause` in Slack, `pause` in a Teams chat."""
+
+    platform: str
+    user_id: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the member should see next: ``update`` replaces the message they acted on,
+    ``text`` is a short line only they see."""
+
+    update: Message | None = None
+    text: str | None = None
+
+
+class Inbound(Protocol):
+    """What adapters call with parsed platform requests; the application implements it."""
+
+    async def click(self, click: Click) -> Reply: ...
+
+    async def submit(self, submission: Submission) -> Reply: ...
+
+    async def command(self, command: TextCommand) -> Reply: ...
+
+    async def home(self, platform: str, user_id: str, now: datetime) -> Message: ...
+
+
 class DeliveryError(Exception):
     """A send that did not go through. ``permanent`` ones (user gone, channel archived) are never retried."""
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click, DeliveryError, Recipient
+from nudges.consent import consent_message
 from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, signal_value
 from nudges.messages import Message
 from nudges.program import Program
@@ -31,9 +32,10 @@ def checklist_key(person_id: int, cohort_key: str, week: IsoWeek) -> str:
 
 
 async def enqueue_checklists(db: Database, program: Program, week: IsoWeek, now: datetime) -> int:
-    """Queue this week's checklist for every consented participant of every running cohort.
+    """Queue this week's checklist for every consenting participant of every running cohort,
+    and the consent request (once) for participants who have not answered it yet.
 
-    Safe to call any number of times: the outbox key makes each (member, cohort, week) one row.
+    Safe to call any number of times: the outbox keys make each message one row.
     Returns how many rows this call added.
     """
     added = 0
@@ -44,7 +46,11 @@ async def enqueue_checklists(db: Database, program: Program, week: IsoWeek, now:
             cohort_id = await session.scalar(select(Cohort.id).where(Cohort.key == spec.key))
             if cohort_id is None:
                 continue
-            for person in await people.consented_participants(session, cohort_id):
+            for person, consent in await people.reachable_participants(session, cohort_id):
+                if consent is None:
+                    added += await _enqueue_consent(session, person, cohort_id, now)
+                if consent != "accepted":
+                    continue
                 added += await outbox.enqueue(
                     session,
                     key=checklist_key(person.id, spec.key, week),
@@ -59,6 +65,32 @@ async def enqueue_checklists(db: Database, program: Program, week: IsoWeek, now:
     return added
 
 
+async def _enqueue_consent(session: AsyncSession, person: Person, cohort_id: int, now: datetime) -> int:
+    """The consent request, once per person; their consent is 'pending' until they answer."""
+    await people.set_consent(session, person.id, "pending", now)
+    return await outbox.enqueue(
+        session, key=f"consent:{person.id}", kind="consent", period="once", due_at=now,
+        person_id=person.id, cohort_id=cohort_id, platform=person.platform,
+    )
+
+
+async def enqueue_checklist_for(db: Database, program: Program, person_id: int, now: datetime) -> bool:
+    """Queue this week's checklist for one member (after they accept consent, or ask for it)."""
+    async with db.session() as session:
+        person = await session.get(Person, person_id)
+        if person is None:
+            return False
+        for cohort in await people.participations(session, person_id):
+            spec = program.cohort(cohort.key)
+            week = IsoWeek.of(now.astimezone(ZoneInfo(person.timezone)))
+            if spec.is_running(week):
+                return await outbox.enqueue(
+                    session, key=checklist_key(person.id, spec.key, week), kind="checklist", period=str(week), due_at=now,
+                    person_id=person.id, cohort_id=cohort.id, platform=person.platform, payload={"cohort": spec.key, "week": str(week)},
+                )
+    return False
+
+
 @dataclass
 class DeliveryReport:
     sent: int = 0
@@ -71,7 +103,7 @@ async def deliver_outbox(db: Database, program: Program, chats: Mapping[str, Cha
     report = DeliveryReport()
     while True:
         async with db.session() as session:
-            claimed = await outbox.claim_due(session, now, batch)
+            claimed = await outbox.claim_due(session, now, batch, platforms=list(chats))
             recipients = await _people(session, {d.person_id for d in claimed if d.person_id})
         if not claimed:
             return report
@@ -126,6 +158,8 @@ async def _resolve(db: Database, chat: ChatPort, person: Person) -> str:
 
 
 async def _render(db: Database, program: Program, delivery: Delivery, person: Person) -> Message:
+    if delivery.kind == "consent":
+        return consent_message(program)
     if delivery.kind != "checklist":
         raise DeliveryError(f"deliveries of kind {delivery.kind!r} are not supported yet", permanent=True)
     cohort = program.cohort(delivery.payload["cohort"])

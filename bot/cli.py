@@ -121,7 +121,7 @@ async def _program(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from bot.app import build
-    from bot.programs import describe_program, store_program
+    from bot.programs import describe_program, resolve_members, store_program
     from nudges.program import load_program
 
     program = load_program(args.file) if args.program_command == "load" else None
@@ -134,6 +134,11 @@ async def _program(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{args.file}: {program.program} {state}: {saved.cohorts} cohorts, {saved.participants} members")
             if saved.deactivated:
                 print(f"{saved.deactivated} memberships no longer in the file were deactivated (their answers are kept)")
+            unresolved = await resolve_members(app.db, app.chats) if app.chats else []
+            if unresolved:
+                print(f"{len(unresolved)} members could not be found and will get no messages until they are:")
+                for line in unresolved:
+                    print(f"  {line}")
         else:
             print(await describe_program(app.db))
     finally:

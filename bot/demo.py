@@ -140,7 +140,7 @@ async def _simulate_manager(
     if rng.random() > ANSWER_RATE:
         return 0
     at = now + timedelta(minutes=rng.randint(1, 600))
-    sections = [b for b in chat.posted[message_id].message.blocks if isinstance(b, Section) and b.choices]
+    sections = [b for b in chat.posted[message_id].message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("q:")]
     for section in sections:
         behavior = (section.block_id or "").removeprefix("q:")
         labels = [_answer(rng, min(0.95, p_yes(behavior)))]

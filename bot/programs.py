@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from adapters.base import ChatPort, DeliveryError
 from nudges.program import Program, ProgramError
 from storage import audit
 from storage.db import Database
-from storage.models import Cohort, Membership
+from storage.models import Cohort, Membership, Person, ProgramVersion
 from storage.programs import SavedProgram, current_program, save_program
 
 
@@ -19,6 +21,26 @@ async def store_program(db: Database, program: Program, source: str, now: dateti
         saved = await save_program(session, program, source, now)
         audit.record(session, now, actor, "program.load", subject=program.program, version=saved.version_id, changed=saved.changed)
     return saved
+
+
+class ProgramSource:
+    """The program in force, parsed once per loaded version rather than once per request."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cached: tuple[int, Program] | None = None
+
+    async def get(self) -> Program:
+        """Raises ProgramError when no program has been loaded."""
+        async with self.db.session() as session:
+            latest = await session.scalar(select(func.max(ProgramVersion.id)))
+            if latest is None:
+                raise ProgramError("no program is loaded yet: run `reinforce program load FILE` first")
+            if self._cached is None or self._cached[0] != latest:
+                found = await current_program(session)
+                assert found is not None
+                self._cached = (found[1].id, found[0])
+        return self._cached[1]
 
 
 async def program_in_force(db: Database) -> Program:
@@ -60,3 +82,36 @@ async def describe_program(db: Database) -> str:
         lines.append(f"  {c.key} — {c.name}: starts {c.starts}, {c.weeks} weeks, {counts.get(c.key, 0)} members{comparison}{plan}")
         lines.append(f"    checklist: {', '.join(c.checklist)}")
     return "\n".join(lines)
+
+
+async def resolve_members(db: Database, chats: Mapping[str, ChatPort]) -> list[str]:
+    """Find each participant's platform id by email; returns the ones nobody has (to report them).
+
+    Members already resolved are not looked up again.
+    """
+    async with db.session() as session:
+        pending = (
+            await session.scalars(
+                select(Person)
+                .join(Membership, Membership.person_id == Person.id)
+                .where(Membership.role == "participant", Membership.active, Person.platform_user_id.is_(None))
+                .order_by(Person.email)
+            )
+        ).all()
+    unresolved = []
+    for person in pending:
+        chat = chats.get(person.platform or "")
+        if chat is None:
+            unresolved.append(f"{person.email}: {person.platform} is not configured")
+            continue
+        try:
+            user_id = await chat.resolve(person.email)
+        except DeliveryError as exc:
+            unresolved.append(f"{person.email}: {exc.reason}")
+            continue
+        if user_id is None:
+            unresolved.append(f"{person.email}: nobody on {person.platform} has this email")
+            continue
+        async with db.session() as session:
+            await session.execute(update(Person).where(Person.id == person.id).values(platform_user_id=user_id))
+    return unresolved

@@ -35,6 +35,11 @@ def make_web_app(app: App) -> web.Application:
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
+    if app.slack is not None:
+        web_app.router.add_post("/slack/events", app.slack.handle)
+        if app.slack.app.oauth_flow is not None:
+            web_app.router.add_get("/slack/install", app.slack.handle)
+            web_app.router.add_get("/slack/oauth_redirect", app.slack.handle)
 
     async def close(_web_app: web.Application) -> None:
         await app.close()

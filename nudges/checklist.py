@@ -19,6 +19,8 @@ ANSWERS: dict[str, tuple[tuple[str, str, float], ...]] = {
 }
 
 _SEPARATOR = "|"
+# What a checklist's buttons can ask for besides an answer.
+ACTIONS = ("answer", "note", "snooze", "tomorrow", "skip")
 _PART = re.compile(r"[A-Za-z0-9_+-]{1,63}")
 
 
@@ -47,27 +49,31 @@ class Checklist:
 
 @dataclass(frozen=True)
 class ChoiceRef:
-    """What a checklist button identifies: cohort, week, behavior and the chosen answer."""
+    """What a checklist button identifies: the action, cohort and week, and for an answer
+    the behavior and the chosen value ("-" where an action has none)."""
 
     cohort: str
     week: IsoWeek
-    behavior: str
-    value: str
+    behavior: str = "-"
+    value: str = "-"
+    action: str = "answer"
 
     def encode(self) -> str:
-        return _SEPARATOR.join((self.cohort, str(self.week), self.behavior, self.value))
+        return _SEPARATOR.join((self.action, self.cohort, str(self.week), self.behavior, self.value))
 
     @classmethod
     def decode(cls, text: str) -> ChoiceRef:
         """Parse a button value; anything ``encode`` could not have produced is refused."""
         parts = text.split(_SEPARATOR)
-        if len(parts) != 4 or not all(_PART.fullmatch(p) for p in parts):
+        if len(parts) != 5 or parts[0] not in ACTIONS or not all(_PART.fullmatch(p) for p in parts):
             raise AnswerError("That button is not from a Reinforce checklist.")
         try:
-            week = IsoWeek.parse(parts[1])
+            week = IsoWeek.parse(parts[2])
         except ValueError:
             raise AnswerError("That button is not from a Reinforce checklist.") from None
-        return cls(parts[0], week, parts[2], parts[3])
+        if str(week) != parts[2] or (parts[0] == "answer") == ("-" in (parts[3], parts[4])):
+            raise AnswerError("That button is not from a Reinforce checklist.")
+        return cls(parts[1], week, parts[3], parts[4], parts[0])
 
 
 def build_checklist(program: Program, cohort: Cohort, week: IsoWeek) -> Checklist:
@@ -85,8 +91,18 @@ def signal_value(behavior: Behavior, value: str) -> float:
     raise AnswerError(f"{value!r} is not an answer to “{behavior.question}” (expected one of {allowed}).")
 
 
-def checklist_message(checklist: Checklist, answered: Mapping[str, str] | None = None, streak: int | None = None) -> Message:
-    """Render a checklist; ``answered`` maps behavior key -> value to show what was chosen."""
+def checklist_message(
+    checklist: Checklist,
+    answered: Mapping[str, str] | None = None,
+    streak: int | None = None,
+    note: str | None = None,
+    status: str | None = None,
+) -> Message:
+    """Render a checklist; ``answered`` maps behavior key -> value to show what was chosen.
+
+    ``note`` is the member's own note, shown back to them only; ``status`` is a short line
+    such as "Snoozed until 11:00." or "Skipped this week."
+    """
     answered = answered or {}
     cohort = checklist.cohort
     blocks: list[Header | Section | Context] = [
@@ -108,4 +124,11 @@ def checklist_message(checklist: Checklist, answered: Mapping[str, str] | None =
         blocks.append(Context(thanks))
     elif done:
         blocks.append(Context(f"{done} of {len(checklist.questions)} answered."))
+    if note:
+        blocks.append(Context(f"Your note (only you see it): {note}"))
+    if status:
+        blocks.append(Context(status))
+    actions = (("Add a note", "note"), ("Snooze 2 h", "snooze"), ("Tomorrow", "tomorrow"), ("Skip this week", "skip"))
+    refs = [ChoiceRef(cohort.key, checklist.week, action=action).encode() for _label, action in actions]
+    blocks.append(Section("", tuple(Choice(label, ref) for (label, _a), ref in zip(actions, refs, strict=True)), block_id="actions"))
     return Message(text=f"Your week {checklist.week_number} check-in: 3 questions, about a minute", blocks=tuple(blocks))

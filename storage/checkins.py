@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
 from storage.db import insert
-from storage.models import BehaviorSignal, CheckinAnswer, InboundEvent
+from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, InboundEvent, MemberWeek
 
 
 async def claim_event(session: AsyncSession, platform: str, event_id: str, now: datetime) -> bool:
@@ -84,3 +84,47 @@ async def streak(session: AsyncSession, person_id: int, cohort_id: int, upto: Is
     while week in complete:
         count, week = count + 1, week + -1
     return count
+
+
+async def save_note(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek, text: str, now: datetime) -> None:
+    """The member's note for a week; a later note replaces the earlier one."""
+    stmt = insert(session, CheckinNote).values(person_id=person_id, cohort_id=cohort_id, week=str(week), text=text, written_at=now)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[CheckinNote.person_id, CheckinNote.cohort_id, CheckinNote.week],
+            set_={"text": stmt.excluded.text, "written_at": stmt.excluded.written_at},
+        )
+    )
+
+
+async def note_for_week(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek) -> str | None:
+    return await session.scalar(
+        select(CheckinNote.text).where(CheckinNote.person_id == person_id, CheckinNote.cohort_id == cohort_id, CheckinNote.week == str(week))
+    )
+
+
+async def set_week_choice(
+    session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek, *, skipped_at: datetime | None = None, snoozed_until: datetime | None = None
+) -> None:
+    """Record that a member skipped a week or snoozed its messages (whichever is given)."""
+    values = {k: v for k, v in (("skipped_at", skipped_at), ("snoozed_until", snoozed_until)) if v is not None}
+    stmt = insert(session, MemberWeek).values(person_id=person_id, cohort_id=cohort_id, week=str(week), **values)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[MemberWeek.person_id, MemberWeek.cohort_id, MemberWeek.week], set_=values)
+    )
+
+
+async def week_choice(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek) -> MemberWeek | None:
+    return await session.scalar(
+        select(MemberWeek).where(MemberWeek.person_id == person_id, MemberWeek.cohort_id == cohort_id, MemberWeek.week == str(week))
+    )
+
+
+async def recent_weeks(session: AsyncSession, person_id: int, cohort_id: int, weeks: list[IsoWeek]) -> dict[tuple[str, IsoWeek], str]:
+    """(behavior, week) -> answer for the given weeks, for the member's own history view."""
+    rows = await session.execute(
+        select(CheckinAnswer.behavior_key, CheckinAnswer.week, CheckinAnswer.value).where(
+            CheckinAnswer.person_id == person_id, CheckinAnswer.cohort_id == cohort_id, CheckinAnswer.week.in_([str(w) for w in weeks])
+        )
+    )
+    return {(key, IsoWeek.parse(week)): value for key, week, value in rows}

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Column,
     Date,
     DateTime,
     Float,
@@ -19,9 +21,11 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -84,6 +88,8 @@ class Person(Base):
     # The platform's user id once resolved (Slack U..., Teams AAD object id).
     platform_user_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
+    # Set while the member has paused Reinforce (/reinforce pause); nothing is sent meanwhile.
+    paused_at: Mapped[datetime | None]
     __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
 
 
@@ -165,6 +171,19 @@ class CheckinAnswer(Base):
     answered_at: Mapped[datetime]
     event_id: Mapped[str] = mapped_column(String(200))
     __table_args__ = (UniqueConstraint("person_id", "cohort_id", "week", "behavior_key"),)
+
+
+class MemberWeek(Base):
+    """A member's choices about one week of a cohort: skip it, or snooze its messages."""
+
+    __tablename__ = "member_weeks"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))
+    skipped_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    __table_args__ = (UniqueConstraint("person_id", "cohort_id", "week"),)
 
 
 class CheckinNote(Base):
@@ -250,3 +269,60 @@ class AuditEntry(Base):
     subject: Mapped[str | None] = mapped_column(String(320))
     outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok, refused
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# Workspace installations made through OAuth. slack_sdk's SQLAlchemy installation and state
+# stores own these tables' layout (they are given these names by the chat adapter); they
+# are declared here only so that one Alembic history creates them with everything else.
+# tests/adapters check the layout still matches the SDK's.
+def _installation_columns() -> list[Column[Any]]:
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", String(200)),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", String(200)),
+        Column("bot_token_expires_at", DateTime),
+        Column("is_enterprise_install", Boolean, default=False, nullable=False),
+        Column("installed_at", DateTime, nullable=False, server_default=func.now()),
+    ]
+
+
+workspace_bots = Table(
+    "workspace_bots",
+    Base.metadata,
+    *_installation_columns(),
+    Index("workspace_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+workspace_installations = Table(
+    "workspace_installations",
+    Base.metadata,
+    *_installation_columns(),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", String(200)),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", String(200)),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("token_type", String(32)),
+    Index("workspace_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+)
+
+oauth_states = Table(
+    "oauth_states",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,8 +40,9 @@ async def enqueue(
     return (await session.execute(stmt)).first() is not None
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int = 100) -> Sequence[Delivery]:
-    """Lease up to ``limit`` due rows to this worker.
+async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, platforms: Collection[str] | None = None) -> Sequence[Delivery]:
+    """Lease up to ``limit`` due rows to this worker, only for ``platforms`` when given
+    (rows for a platform that is not configured wait for it rather than fail).
 
     On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets many workers claim disjoint batches; SQLite
     ignores the clause, and its single writer lock gives the same exclusivity.
@@ -52,6 +53,7 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int = 100) -> S
             .where(
                 or_(Delivery.status == "pending", Delivery.status == "sending"),
                 Delivery.next_attempt_at <= now,
+                *([Delivery.platform.in_(platforms)] if platforms is not None else []),
             )
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)

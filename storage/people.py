@@ -37,13 +37,50 @@ async def is_participant(session: AsyncSession, person_id: int, cohort_key: str)
     )
 
 
-async def consented_participants(session: AsyncSession, cohort_id: int) -> list[Person]:
-    """Active participants of a cohort who accepted consent, in a stable order."""
-    rows = await session.scalars(
-        select(Person)
+async def reachable_participants(session: AsyncSession, cohort_id: int) -> list[tuple[Person, str | None]]:
+    """Active, unpaused participants of a cohort with their consent status, in a stable order."""
+    rows = await session.execute(
+        select(Person, Consent.status)
         .join(Membership, Membership.person_id == Person.id)
-        .join(Consent, Consent.person_id == Person.id)
-        .where(Membership.cohort_id == cohort_id, Membership.role == "participant", Membership.active, Consent.status == "accepted")
+        .outerjoin(Consent, Consent.person_id == Person.id)
+        .where(Membership.cohort_id == cohort_id, Membership.role == "participant", Membership.active, Person.paused_at.is_(None))
         .order_by(Person.id)
+    )
+    return [(person, status) for person, status in rows]
+
+
+async def set_paused(session: AsyncSession, person_id: int, paused_at: datetime | None) -> None:
+    person = await session.get(Person, person_id)
+    if person is not None:
+        person.paused_at = paused_at
+
+
+async def participations(session: AsyncSession, person_id: int) -> list[Cohort]:
+    """The cohorts a person is an active participant of (normally one)."""
+    rows = await session.scalars(
+        select(Cohort)
+        .join(Membership, Membership.cohort_id == Cohort.id)
+        .where(Membership.person_id == person_id, Membership.role == "participant", Membership.active)
+        .order_by(Cohort.id)
+    )
+    return list(rows)
+
+
+async def holds_role(session: AsyncSession, person_id: int, role: str, cohort_key: str | None = None) -> bool:
+    """Whether the person holds ``role`` (in ``cohort_key``, when given; admins hold it everywhere)."""
+    query = select(Membership.id).outerjoin(Cohort, Membership.cohort_id == Cohort.id).where(
+        Membership.person_id == person_id, Membership.role == role, Membership.active
+    )
+    if cohort_key is not None:
+        query = query.where(Cohort.key == cohort_key)
+    return await session.scalar(query.limit(1)) is not None
+
+
+async def cohorts_with_role(session: AsyncSession, person_id: int, role: str) -> list[str]:
+    rows = await session.scalars(
+        select(Cohort.key)
+        .join(Membership, Membership.cohort_id == Cohort.id)
+        .where(Membership.person_id == person_id, Membership.role == role, Membership.active)
+        .order_by(Cohort.key)
     )
     return list(rows)

@@ -15,7 +15,7 @@ from nudges.program import Program, load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database
-from storage.models import BehaviorSignal, CheckinAnswer, Delivery, InboundEvent, Person
+from storage.models import BehaviorSignal, CheckinAnswer, Consent, Delivery, InboundEvent, Person
 from storage.programs import save_program
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
@@ -51,16 +51,21 @@ def _first_message_to(chat: ConsoleChat, email: str) -> str:
     return next(mid for mid, p in chat.posted.items() if p.to.user_id == f"console:{email}")
 
 
-async def test_checklists_go_only_to_consented_members_and_only_once(db: Database, program: Program) -> None:
+async def test_members_first_get_the_consent_request_and_checklists_only_after_accepting(db: Database, program: Program) -> None:
     chat = ConsoleChat()
     members = sum(len(c.members) for c in program.cohorts)
     await _deliver_week(db, program, chat)
-    assert chat.posted == {}  # nobody has accepted yet
+    await _deliver_week(db, program, chat)
+    assert len(chat.posted) == members
+    assert all(p.message.text.endswith("may I send you a weekly three-question check-in?") for p in chat.posted.values())
+    async with db.session() as session:
+        assert set((await session.scalars(select(Consent.status))).all()) == {"pending"}
     await _consent_all(db)
     await _deliver_week(db, program, chat)
     await _deliver_week(db, program, chat)
-    assert len(chat.posted) == members
-    assert len({p.to.user_id for p in chat.posted.values()}) == members
+    checklists = [p for p in chat.posted.values() if "check-in: 3 questions" in p.message.text]
+    assert len(checklists) == members
+    assert len({p.to.user_id for p in checklists}) == members
 
 
 async def test_a_member_who_cannot_be_found_fails_for_good_with_the_reason(db: Database, program: Program) -> None:
@@ -140,11 +145,11 @@ async def test_pressing_a_button_on_another_cohorts_checklist_is_refused(db: Dat
     ("value", "reply"),
     [
         ("garbage", "not from a current Reinforce checklist"),
-        ("no-such-cohort|2026-W02|decision_huddle|yes", "not from a current Reinforce checklist"),
-        ("pilot-a|2026-W02|one_on_ones|2", "not on your checklist"),
-        ("pilot-a|2026-W02|decision_huddle|maybe", "'maybe' is not an answer"),
-        ("pilot-a|2026-W09|decision_huddle|yes", "2026-W09 is not open"),
-        ("pilot-a|2025-W50|decision_huddle|yes", "2025-W50 is not open"),
+        ("answer|no-such-cohort|2026-W02|decision_huddle|yes", "not from a current Reinforce checklist"),
+        ("answer|pilot-a|2026-W02|one_on_ones|2", "not on your checklist"),
+        ("answer|pilot-a|2026-W02|decision_huddle|maybe", "'maybe' is not an answer"),
+        ("answer|pilot-a|2026-W09|decision_huddle|yes", "2026-W09 is not open"),
+        ("answer|pilot-a|2025-W50|decision_huddle|yes", "2025-W50 is not open"),
     ],
 )
 async def test_invalid_answers_are_refused_with_a_reason_and_store_nothing(db: Database, program: Program, value: str, reply: str) -> None:

@@ -53,7 +53,8 @@ def mixed() -> Program:
 
 
 def sections(message: Message) -> list[Section]:
-    return [b for b in message.blocks if isinstance(b, Section)]
+    """The question sections (the row of note / snooze / skip buttons is not a question)."""
+    return [b for b in message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("q:")]
 
 
 def contexts(message: Message) -> list[str]:
@@ -150,7 +151,7 @@ def test_choice_ref_round_trips_through_its_encoding(cohort: str, week: IsoWeek,
 
 
 def test_choice_ref_encoding_is_readable() -> None:
-    assert ChoiceRef("pilot-a", IsoWeek(2026, 2), "decision_huddle", "yes").encode() == "pilot-a|2026-W02|decision_huddle|yes"
+    assert ChoiceRef("pilot-a", IsoWeek(2026, 2), "decision_huddle", "yes").encode() == "answer|pilot-a|2026-W02|decision_huddle|yes"
 
 
 @pytest.mark.parametrize(
@@ -158,12 +159,16 @@ def test_choice_ref_encoding_is_readable() -> None:
     [
         "",
         "hello",
-        "pilot-a|2026-W02|decision_huddle",
-        "pilot-a|2026-W02|decision_huddle|yes|extra",
-        "pilot-a|W02-2026|decision_huddle|yes",
-        "pilot-a|2025-W53|decision_huddle|yes",
-        "pilot-a|2026-W00|decision_huddle|yes",
-        "|||",
+        "answer|pilot-a|2026-W02|decision_huddle",
+        "answer|pilot-a|2026-W02|decision_huddle|yes|extra",
+        "pilot-a|2026-W02|decision_huddle|yes",
+        "answer|pilot-a|W02-2026|decision_huddle|yes",
+        "answer|pilot-a|2025-W53|decision_huddle|yes",
+        "answer|pilot-a|2026-W00|decision_huddle|yes",
+        "dance|pilot-a|2026-W02|decision_huddle|yes",
+        "answer|pilot-a|2026-W02|-|-",
+        "skip|pilot-a|2026-W02|decision_huddle|yes",
+        "||||",
     ],
 )
 def test_garbage_button_value_is_rejected(garbage: str) -> None:
@@ -173,7 +178,7 @@ def test_garbage_button_value_is_rejected(garbage: str) -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    ["|2026-W02|decision_huddle|yes", "pilot-a|2026-W02||yes", "pilot-a|2026-W02|decision_huddle|"],
+    ["answer||2026-W02|decision_huddle|yes", "answer|pilot-a|2026-W02||yes", "answer|pilot-a|2026-W02|decision_huddle|"],
 )
 def test_button_value_with_an_empty_part_is_rejected(garbage: str) -> None:
     """encode() never produces an empty cohort, behavior or value, so decode should refuse one."""
@@ -306,3 +311,22 @@ def test_plain_rendering_marks_the_selected_choice(program: Program) -> None:
 
     assert "[x] Yes  [ ] Partly  [ ] No" in plain
     assert "[ ] Yes  [ ] Partly  [ ] No" in plain
+
+
+def test_the_checklist_offers_note_snooze_tomorrow_and_skip_for_its_week(program: Program) -> None:
+    week = IsoWeek(2026, 3)
+    message = checklist_message(build_checklist(program, program.cohort("pilot-a"), week))
+
+    row = next(b for b in message.blocks if isinstance(b, Section) and b.block_id == "actions")
+
+    assert [c.label for c in row.choices] == ["Add a note", "Snooze 2 h", "Tomorrow", "Skip this week"]
+    assert [ChoiceRef.decode(c.value) for c in row.choices] == [
+        ChoiceRef("pilot-a", week, action=action) for action in ("note", "snooze", "tomorrow", "skip")
+    ]
+
+
+def test_the_members_note_and_status_are_shown_back_to_them(program: Program) -> None:
+    message = checklist_message(build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK), note="Hard week", status="Skipped this week.")
+
+    assert "Your note (only you see it): Hard week" in contexts(message)
+    assert "Skipped this week." in contexts(message)

@@ -12,7 +12,7 @@ from storage.models import Base
 EXPECTED_TABLES = {
     "program_versions", "people", "cohorts", "memberships", "consents", "deliveries", "inbound_events",
     "checkin_answers", "checkin_notes", "behavior_signals", "rehearsal_sessions", "feedback_reviews",
-    "digests", "audit_log",
+    "digests", "audit_log", "member_weeks", "workspace_bots", "workspace_installations", "oauth_states",
 }
 
 

@@ -1,0 +1,207 @@
+"""The Slack side of the web process: a slack-bolt AsyncApp whose listeners call Inbound.
+
+Clicks are stored before the request is acknowledged (Slack allows 3 s), so an answer
+that Slack saw acknowledged is never lost; the message is updated after the ack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.base import Click, Inbound, Reply, Submission, TextCommand
+from adapters.slack.blocks import (
+    BUTTON_ACTION_PREFIX,
+    NOTE_CALLBACK,
+    NOTE_LIMIT,
+    escape,
+    fallback_text,
+    home_view,
+    note_modal,
+    to_blocks,
+)
+from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, make_client, member_id
+from nudges.checklist import AnswerError, ChoiceRef
+
+log = logging.getLogger(__name__)
+
+SCOPES = ["chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands", "files:write"]
+# Table names the OAuth stores use in our database (created by our migrations).
+BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE = "workspace_bots", "workspace_installations", "oauth_states"
+
+
+def _at(ts: str | None) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts or ""), UTC)
+    except ValueError:
+        return datetime.now(UTC)
+
+
+def _team(body: dict[str, Any]) -> str:
+    user = body.get("user") or {}
+    return user.get("team_id") or (body.get("team") or {}).get("id") or body.get("team_id") or ""
+
+
+class SlackAdapter:
+    """Builds the bolt app, its listeners and the chat port for one configuration."""
+
+    def __init__(
+        self,
+        inbound: Inbound,
+        *,
+        api_url: str,
+        signing_secret: str,
+        engine: AsyncEngine,
+        bot_token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        authorization_url: str | None = None,
+    ) -> None:
+        self.inbound = inbound
+        self.signing_secret = signing_secret
+        client = make_client(api_url, bot_token)
+        tokens: Tokens
+        if client_id and client_secret:
+            store = AsyncSQLAlchemyInstallationStore(
+                client_id, engine, bots_table_name=BOTS_TABLE, installations_table_name=INSTALLATIONS_TABLE
+            )
+            states = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine, table_name=STATES_TABLE)
+            oauth = AsyncOAuthSettings(
+                client_id=client_id, client_secret=client_secret, scopes=SCOPES, installation_store=store, state_store=states,
+                **({"authorization_url": authorization_url} if authorization_url else {}),
+            )
+            self.app = AsyncApp(signing_secret=signing_secret, client=client, oauth_settings=oauth)
+            tokens = InstalledWorkspaces(store, engine, store.bots)
+        else:
+            if not bot_token:
+                raise ValueError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
+            self.app = AsyncApp(signing_secret=signing_secret, client=client)  # the client carries the token
+            tokens = SingleWorkspace(bot_token)
+        self.chat = SlackChat(client, tokens)
+        self._verifier = SignatureVerifier(signing_secret)
+        self._register()
+
+    def _register(self) -> None:
+        self.app.action(re.compile("^" + re.escape(BUTTON_ACTION_PREFIX)))(self._on_button)
+        self.app.view(NOTE_CALLBACK)(self._on_note)
+        self.app.command("/reinforce")(self._on_command)
+        self.app.event("app_home_opened")(self._on_home)
+        self.app.error(self._on_error)
+
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+        value = str(action.get("value", ""))
+        user_id = member_id(_team(body), body["user"]["id"])
+        container = body.get("container") or {}
+        channel, ts = container.get("channel_id"), container.get("message_ts")
+        if _is_note_button(value):
+            await ack()
+            await client.views_open(trigger_id=body["trigger_id"], view=note_modal(value, channel, ts))
+            return
+        click = Click(
+            platform="slack",
+            event_id=f"{body['user']['id']}:{action.get('action_ts')}:{action.get('block_id')}:{action.get('action_id')}",
+            user_id=user_id,
+            value=value,
+            at=_at(action.get("action_ts")),
+            message_ref={"channel": channel, "ts": ts} if channel and ts else None,
+        )
+        reply = await self.inbound.click(click)  # stored before the ack
+        await ack()
+        await self._show(client, reply, user_id, body["user"]["id"], channel, ts)
+
+    async def _on_note(self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        text = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("text", {}).get("value") or ""
+        if len(text) > NOTE_LIMIT:
+            await ack(response_action="errors", errors={"note": f"Please keep your note under {NOTE_LIMIT} characters."})
+            return
+        meta = json.loads(view.get("private_metadata") or "{}")
+        user_id = member_id(_team(body), body["user"]["id"])
+        submission = Submission(
+            platform="slack", event_id=f"view:{view.get('id')}:{view.get('hash')}", user_id=user_id,
+            at=datetime.now(UTC), note=text, context=meta.get("context"),
+        )
+        reply = await self.inbound.submit(submission)
+        await ack()
+        await self._show(client, reply, user_id, body["user"]["id"], meta.get("channel"), meta.get("ts"))
+
+    async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
+        user_id = member_id(command.get("team_id", ""), command["user_id"])
+        reply = await self.inbound.command(TextCommand("slack", user_id, command.get("text", ""), datetime.now(UTC)))
+        await ack(text=fallback_text_of(reply))
+
+    async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = member_id(body.get("team_id") or event.get("view", {}).get("team_id", ""), event["user"])
+        message = await self.inbound.home("slack", user_id, datetime.now(UTC))
+        await client.views_publish(user_id=event["user"], view=home_view(message))
+
+    async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack request failed (%s): %s", body.get("type", "?"), error.__class__.__name__, exc_info=error)
+
+    async def _show(self, client: AsyncWebClient, reply: Reply, user_id: str, slack_user: str, channel: str | None, ts: str | None) -> None:
+        """Update the message the member acted on, and/or tell them something privately."""
+        if reply.update is not None and channel and ts:
+            await client.chat_update(channel=channel, ts=ts, text=fallback_text(reply.update), blocks=to_blocks(reply.update))
+        if reply.text:
+            if channel:
+                await client.chat_postEphemeral(channel=channel, user=slack_user, text=fallback_text_of(reply))
+            else:  # from App Home: there is no channel, so answer in the DM
+                await client.chat_postMessage(channel=slack_user, text=fallback_text_of(reply))
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """aiohttp handler for /slack/events (and the OAuth pages when installs are enabled)."""
+        oauth = self.app.oauth_flow
+        if request.method == "GET" and oauth is not None and request.path in (oauth.install_path, oauth.redirect_uri_path):
+            bolt_request = await to_bolt_request(request)
+            handler = oauth.handle_installation if request.path == oauth.install_path else oauth.handle_callback
+            return await to_aiohttp_response(await handler(bolt_request))
+        if request.method != "POST":
+            return web.Response(status=405, text="POST only")
+        body = await request.text()
+        try:
+            bolt_request = await to_bolt_request_from(request, body)
+        except (ValueError, TypeError):
+            # Bolt parses the body before it checks the signature; a forged malformed
+            # request must still get 401, a signed malformed one 400.
+            if not self._verifier.is_valid_request(body, dict(request.headers)):
+                return web.Response(status=401, text="invalid signature")
+            return web.Response(status=400, text="malformed request")
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+
+async def to_bolt_request_from(request: web.Request, body: str) -> Any:
+    """Bolt's own conversion, with the payload checked to be a JSON object first."""
+    if request.content_type == "application/x-www-form-urlencoded" and "payload" in (form := parse_qs(body)):
+        payload = json.loads(form["payload"][0])
+        if not isinstance(payload, dict) or not isinstance(payload.get("user", {}), dict):
+            raise ValueError("payload is not a JSON object")
+    elif request.content_type == "application/json":
+        if not isinstance(json.loads(body or "null"), dict):
+            raise ValueError("body is not a JSON object")
+    return await to_bolt_request(request)
+
+
+def fallback_text_of(reply: Reply) -> str:
+    return escape(reply.text or "")
+
+
+def _is_note_button(value: str) -> bool:
+    try:
+        return ChoiceRef.decode(value).action == "note"
+    except AnswerError:
+        return False

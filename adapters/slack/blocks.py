@@ -1,0 +1,102 @@
+"""Rendering the neutral message model to Block Kit, escaped and within Slack's limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nudges.messages import Context, Header, Image, Message, Section
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_BUTTONS = 25
+MAX_FALLBACK_TEXT = 3000
+BUTTON_ACTION_PREFIX = "reinforce:"
+NOTE_CALLBACK = "reinforce_note"
+NOTE_LIMIT = 2000
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, so user text cannot ping (<!channel>) or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mrkdwn(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, str]:
+    # Clip after escaping: escaping lengthens the text, and the limit is on what Slack gets.
+    return {"type": "mrkdwn", "text": _clip(escape(text), limit)}
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _clip(text, limit) or " ", "emoji": True}
+
+
+def to_blocks(message: Message) -> list[dict[str, Any]]:
+    """Block Kit blocks for a message; never more than Slack's 50."""
+    blocks: list[dict[str, Any]] = []
+    for block in message.blocks:
+        if isinstance(block, Header):
+            blocks.append({"type": "header", "text": _plain(block.text, MAX_HEADER_TEXT)})
+        elif isinstance(block, Section):
+            if block.text:
+                blocks.append({"type": "section", "text": _mrkdwn(block.text)})
+            if block.choices:
+                actions: dict[str, Any] = {"type": "actions", "elements": [_button(i, c.label, c.value, c.selected) for i, c in enumerate(block.choices[:MAX_BUTTONS])]}
+                if block.block_id:
+                    actions["block_id"] = block.block_id
+                blocks.append(actions)
+        elif isinstance(block, Context):
+            blocks.append({"type": "context", "elements": [_mrkdwn(block.text)]})
+        elif isinstance(block, Image) and block.url:
+            blocks.append({"type": "image", "image_url": block.url, "alt_text": _clip(block.alt, 2000)})
+        elif isinstance(block, Image):
+            blocks.append({"type": "context", "elements": [_mrkdwn(f"(chart: {block.alt})")]})
+    if len(blocks) > MAX_BLOCKS:
+        blocks = blocks[: MAX_BLOCKS - 1] + [{"type": "context", "elements": [_mrkdwn("(shortened: the rest did not fit in one message)")]}]
+    return blocks
+
+
+def _button(index: int, label: str, value: str, selected: bool) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": f"{BUTTON_ACTION_PREFIX}{index}",
+        "text": _plain(("✓ " if selected else "") + label, MAX_BUTTON_TEXT),
+        "value": value,
+    }
+    if selected:
+        button["style"] = "primary"
+    return button
+
+
+def fallback_text(message: Message) -> str:
+    """The notification text; escaped like everything else."""
+    return _clip(escape(message.text), MAX_FALLBACK_TEXT)
+
+
+def home_view(message: Message) -> dict[str, Any]:
+    return {"type": "home", "blocks": to_blocks(message)}
+
+
+def note_modal(context: str, channel: str | None, ts: str | None) -> dict[str, Any]:
+    """The "Add a note" dialog; ``private_metadata`` carries the checklist it belongs to."""
+    return {
+        "type": "modal",
+        "callback_id": NOTE_CALLBACK,
+        "private_metadata": json.dumps({"context": context, "channel": channel, "ts": ts}),
+        "title": _plain("Add a note", 24),
+        "submit": _plain("Save", 24),
+        "close": _plain("Cancel", 24),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "note",
+                "label": _plain("Your note (only you see it)", 2000),
+                "element": {"type": "plain_text_input", "action_id": "text", "multiline": True, "max_length": NOTE_LIMIT},
+            }
+        ],
+    }

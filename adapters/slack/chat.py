@@ -1,0 +1,166 @@
+"""Sending to Slack through slack_sdk's AsyncWebClient, one workspace or many (OAuth installs).
+
+Member ids are opaque strings "TEAM:USER" to the rest of the application, so a member is
+found in the right workspace without storage knowing what a workspace is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import distinct, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.base import DeliveryError, Recipient
+from adapters.slack.blocks import fallback_text, to_blocks
+from nudges.messages import Message
+
+log = logging.getLogger(__name__)
+
+# Errors after which sending again cannot help: the person or channel is gone, or the app is.
+PERMANENT_ERRORS = frozenset({
+    "users_not_found", "user_not_found", "channel_not_found", "is_archived", "account_inactive",
+    "not_in_channel", "cannot_dm_bot", "user_disabled", "invalid_auth", "token_revoked",
+    "not_authed", "team_access_not_granted", "missing_scope", "restricted_action", "no_permission",
+    "invalid_blocks", "msg_too_long",
+})
+
+
+def member_id(team_id: str, user_id: str) -> str:
+    return f"{team_id}:{user_id}"
+
+
+def split_member_id(value: str) -> tuple[str, str]:
+    team, sep, user = value.partition(":")
+    if not sep or not team or not user:
+        raise DeliveryError(f"{value!r} is not a Slack member id", permanent=True)
+    return team, user
+
+
+def make_client(base_url: str, token: str | None = None, retries: int = 2) -> AsyncWebClient:
+    """A Web API client with slack_sdk's own retry handlers (429 Retry-After, 5xx, connection)."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=retries),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
+            AsyncServerErrorRetryHandler(max_retry_count=retries),
+        ],
+    )
+
+
+class Tokens(Protocol):
+    async def for_team(self, team_id: str) -> str: ...
+
+    async def all(self) -> list[str]: ...
+
+
+class SingleWorkspace:
+    """The one bot token of a single-workspace app (SLACK_BOT_TOKEN)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def for_team(self, team_id: str) -> str:
+        return self._token
+
+    async def all(self) -> list[str]:
+        return [self._token]
+
+
+class InstalledWorkspaces:
+    """Bot tokens of every workspace that installed the app, from slack_sdk's installation store."""
+
+    def __init__(self, store: AsyncInstallationStore, engine: AsyncEngine, bots_table: Any) -> None:
+        self._store = store
+        self._engine = engine
+        self._bots = bots_table
+
+    async def for_team(self, team_id: str) -> str:
+        bot = await self._store.async_find_bot(enterprise_id=None, team_id=team_id)
+        if bot is None or not bot.bot_token:
+            raise DeliveryError(f"the app is not installed in workspace {team_id}", permanent=True)
+        return bot.bot_token
+
+    async def all(self) -> list[str]:
+        async with self._engine.connect() as conn:
+            teams = (await conn.execute(select(distinct(self._bots.c.team_id)))).scalars().all()
+        return [await self.for_team(t) for t in teams if t]
+
+
+class SlackChat:
+    """adapters.base.ChatPort for Slack."""
+
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient, tokens: Tokens) -> None:
+        self.client = client
+        self.tokens = tokens
+        self._dm_channels: dict[str, str] = {}
+
+    async def resolve(self, email: str) -> str | None:
+        """users.lookupByEmail in each workspace the app is in; None when nobody has the email."""
+        for token in await self.tokens.all():
+            try:
+                response = await self._call(self.client.users_lookupByEmail, email=email, token=token)
+            except DeliveryError as exc:
+                if exc.reason.startswith("users_not_found"):
+                    continue
+                raise
+            user = response["user"]
+            return member_id(user.get("team_id") or "", user["id"])
+        return None
+
+    async def send(self, to: Recipient, message: Message) -> dict[str, Any]:
+        if to.user_id:
+            team, user = split_member_id(to.user_id)
+            token = await self.tokens.for_team(team)
+            channel = await self._dm_channel(user, token)
+        elif to.channel_id:
+            team, _, channel = to.channel_id.rpartition(":")
+            token = await self.tokens.for_team(team) if team else (await self.tokens.all() or [""])[0]
+        else:
+            raise DeliveryError("no user or channel to send to", permanent=True)
+        response = await self._call(
+            self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=to_blocks(message), token=token
+        )
+        return {"team": team, "channel": response["channel"], "ts": response["ts"]}
+
+    async def update(self, ref: dict[str, Any], message: Message) -> None:
+        token = await self.tokens.for_team(ref.get("team") or "")
+        await self._call(self.client.chat_update, channel=ref["channel"], ts=ref["ts"], text=fallback_text(message), blocks=to_blocks(message), token=token)
+
+    async def _dm_channel(self, user: str, token: str) -> str:
+        # conversations.open is idempotent; caching saves one call per message in a fan-out.
+        if user not in self._dm_channels:
+            response = await self._call(self.client.conversations_open, users=user, token=token)
+            self._dm_channels[user] = response["channel"]["id"]
+        return self._dm_channels[user]
+
+    @staticmethod
+    async def _call(method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        """Call the Web API; turn its errors into DeliveryError (permanent or retryable)."""
+        try:
+            return await method(**kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "") if exc.response is not None else ""
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 429:
+                retry_after = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
+                raise DeliveryError(f"ratelimited (retry after {retry_after:g} s)", retry_after=retry_after) from None
+            raise DeliveryError(f"{error or 'http ' + str(status)}", permanent=error in PERMANENT_ERRORS) from None
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            raise DeliveryError(f"Slack did not answer ({exc.__class__.__name__})") from None

@@ -1,0 +1,255 @@
+"""What members do in chat — clicks, forms, typed commands — routed to the use cases.
+
+Adapters parse platform requests into the neutral commands of adapters.base and call this;
+every reply is neutral too, so Slack and Teams behave the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCommand
+from bot.checkins import enqueue_checklist_for, record_answer
+from bot.digests import cohort_digest
+from bot.home import home_view
+from bot.programs import ProgramSource
+from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message
+from nudges.consent import ACCEPT, DECLINE
+from nudges.digest import render_text
+from nudges.messages import Message
+from nudges.program import Program, ProgramError
+from nudges.weeks import IsoWeek
+from storage import audit, checkins, people
+from storage.db import Database
+from storage.models import Consent, Person
+
+log = logging.getLogger(__name__)
+
+NOTE_LIMIT = 2000
+COMMAND_LIMIT = 500
+HELP = (
+    "Reinforce commands: `help` this list · `checkin` this week's checklist again · `rehearse` practise a pitch · "
+    "`pause` / `resume` stop or restart messages · `optout` stop taking part. "
+    "Sponsors: `digest COHORT`. Program owners: `status`."
+)
+SNOOZE = timedelta(hours=2)
+MORNING = time(8)
+
+
+class InboundHandler:
+    """The application's side of adapters.base.Inbound."""
+
+    def __init__(self, db: Database, programs: ProgramSource, chats: dict[str, ChatPort]) -> None:
+        self.db = db
+        self.programs = programs
+        self.chats = chats
+
+    async def click(self, click: Click) -> Reply:
+        if click.value in (ACCEPT, DECLINE):
+            return await self._consent(click)
+        if click.value.startswith("cmd|"):
+            return await self.command(TextCommand(click.platform, click.user_id, click.value.removeprefix("cmd|"), click.at))
+        try:
+            program = await self.programs.get()
+            ref = ChoiceRef.decode(click.value)
+        except (AnswerError, ProgramError):
+            return Reply(text="That button is not from a current Reinforce message.")
+        if ref.action == "answer":
+            outcome = await record_answer(self.db, program, click)
+            return Reply(update=outcome.message, text=outcome.reply)
+        if ref.action in ("snooze", "tomorrow", "skip"):
+            return await self._week_choice(program, click, ref)
+        return Reply(text="Use the note form to add a note.")
+
+    async def submit(self, submission: Submission) -> Reply:
+        """A card's answers (each recorded like a click) and an optional note."""
+        if submission.note is not None and len(submission.note) > NOTE_LIMIT:
+            return Reply(text=f"Your note is {len(submission.note)} characters long; please keep it under {NOTE_LIMIT}. Nothing was saved.")
+        program = await self.programs.get()
+        reply = Reply()
+        for i, value in enumerate(submission.values):
+            click = Click(submission.platform, f"{submission.event_id}#{i}", submission.user_id, value, submission.at, submission.message_ref)
+            outcome = await record_answer(self.db, program, click)
+            if outcome.status == "refused":
+                return Reply(text=outcome.reply)
+            reply = Reply(update=outcome.message)
+        if submission.note and submission.note.strip():
+            context = submission.context or (submission.values[0] if submission.values else "")
+            return await self._note(program, submission, context)
+        return reply
+
+    async def command(self, command: TextCommand) -> Reply:
+        text = command.text.strip()
+        if len(text) > COMMAND_LIMIT:
+            return Reply(text=f"That command is too long (over {COMMAND_LIMIT} characters).")
+        verb, _, rest = text.partition(" ")
+        verb = verb.lower()
+        match verb:
+            case "" | "help":
+                return Reply(text=HELP)
+            case "pause" | "resume" | "optout":
+                return await self._membership(command, verb)
+            case "checkin":
+                return await self._checkin(command)
+            case "rehearse":
+                return Reply(text="Pitch rehearsals are not available in this version yet.")
+            case "digest" | "status":
+                return await self._gated(command, verb, rest.strip())
+        return Reply(text=f"I don't know “{verb[:40]}”. {HELP}")
+
+    async def home(self, platform: str, user_id: str, now: datetime) -> Message:
+        program = await self.programs.get()
+        return await home_view(self.db, program, platform, user_id, now)
+
+    async def _member(self, platform: str, user_id: str) -> Person | None:
+        async with self.db.session() as session:
+            return await people.by_platform_id(session, platform, user_id)
+
+    async def _consent(self, click: Click) -> Reply:
+        accepted = click.value == ACCEPT
+        async with self.db.session() as session:
+            person = await people.by_platform_id(session, click.platform, click.user_id)
+            if person is None:
+                return Reply(text="You are not a member of a Reinforce program.")
+            status = "accepted" if accepted else "declined"
+            await people.set_consent(session, person.id, status, click.at)
+            audit.record(session, click.at, person.email, "consent." + status, subject=person.email)
+        if not accepted:
+            return Reply(update=Message("Understood: nothing is recorded about you. Type `resume` whenever you want to start."))
+        await enqueue_checklist_for(self.db, await self.programs.get(), person.id, click.at)
+        return Reply(update=Message("Thank you. Your check-in for this week arrives in a moment. Type `help` for what else I can do."))
+
+    async def _week_choice(self, program: Program, click: Click, ref: ChoiceRef) -> Reply:
+        async with self.db.session() as session:
+            person = await people.by_platform_id(session, click.platform, click.user_id)
+            cohort = await people.is_participant(session, person.id, ref.cohort) if person else None
+            if person is None or cohort is None:
+                return Reply(text="This checklist is not yours.")
+            zone = ZoneInfo(person.timezone)
+            if ref.action == "skip":
+                await checkins.set_week_choice(session, person.id, cohort.id, ref.week, skipped_at=click.at)
+                status = "Skipped this week. See you next week."
+            else:
+                until = click.at + SNOOZE if ref.action == "snooze" else _next_morning(click.at, zone)
+                await checkins.set_week_choice(session, person.id, cohort.id, ref.week, snoozed_until=until)
+                status = f"Snoozed until {until.astimezone(zone):%a %H:%M}."
+            answered = await checkins.answers_for_week(session, person.id, cohort.id, ref.week)
+            note = await checkins.note_for_week(session, person.id, cohort.id, ref.week)
+        message = checklist_message(build_checklist(program, program.cohort(ref.cohort), ref.week), answered, note=note, status=status)
+        return Reply(update=message)
+
+    async def _note(self, program: Program, submission: Submission, context: str) -> Reply:
+        try:
+            ref = ChoiceRef.decode(context)
+            spec = program.cohort(ref.cohort)
+        except (AnswerError, ProgramError):
+            return Reply(text="That note form is not from a current checklist.")
+        async with self.db.session() as session:
+            person = await people.by_platform_id(session, submission.platform, submission.user_id)
+            cohort = await people.is_participant(session, person.id, ref.cohort) if person else None
+            if person is None or cohort is None:
+                return Reply(text="This checklist is not yours.")
+            if await people.consent_status(session, person.id) != "accepted":
+                return Reply(text="Nothing was recorded: you have not agreed to take part.")
+            await checkins.save_note(session, person.id, cohort.id, ref.week, (submission.note or "").strip(), submission.at)
+            answered = await checkins.answers_for_week(session, person.id, cohort.id, ref.week)
+            note = await checkins.note_for_week(session, person.id, cohort.id, ref.week)
+        return Reply(update=checklist_message(build_checklist(program, spec, ref.week), answered, note=note))
+
+    async def _membership(self, command: TextCommand, verb: str) -> Reply:
+        async with self.db.session() as session:
+            person = await people.by_platform_id(session, command.platform, command.user_id)
+            if person is None:
+                return Reply(text="You are not a member of a Reinforce program.")
+            if verb == "pause":
+                await people.set_paused(session, person.id, command.at)
+                text = "Paused: no check-ins or nudges until you type `resume`."
+            elif verb == "resume":
+                await people.set_paused(session, person.id, None)
+                if await people.consent_status(session, person.id) in ("declined", "withdrawn"):
+                    await people.set_consent(session, person.id, "pending", command.at)
+                    audit.record(session, command.at, person.email, "consent.asked_again", subject=person.email)
+                    return Reply(text="Welcome back. Before I record anything, please accept the consent message I am sending you.")
+                text = "Resumed: your weekly check-in continues."
+            else:
+                await people.set_consent(session, person.id, "withdrawn", command.at)
+                audit.record(session, command.at, person.email, "consent.withdrawn", subject=person.email)
+                text = (
+                    "You are opted out: no more check-ins, nudges or reminders, and nothing new is recorded. "
+                    "Answers you already gave stay in cohort totals only; ask your program owner to delete everything about you."
+                )
+        return Reply(text=text)
+
+    async def _checkin(self, command: TextCommand) -> Reply:
+        program = await self.programs.get()
+        async with self.db.session() as session:
+            person = await people.by_platform_id(session, command.platform, command.user_id)
+            if person is None:
+                return Reply(text="You are not a member of a Reinforce program.")
+            if await people.consent_status(session, person.id) != "accepted":
+                return Reply(text="Please accept the consent message first; type `resume` to get it again.")
+            cohorts = await people.participations(session, person.id)
+            week = IsoWeek.of(command.at.astimezone(ZoneInfo(person.timezone)))
+            running = [c for c in cohorts if program.cohort(c.key).is_running(week)]
+            if not running:
+                return Reply(text="Your cohort has no check-in this week.")
+            cohort = running[0]
+            answered = await checkins.answers_for_week(session, person.id, cohort.id, week)
+            note = await checkins.note_for_week(session, person.id, cohort.id, week)
+            streak = await checkins.streak(session, person.id, cohort.id, week)
+        chat = self.chats.get(command.platform)
+        if chat is None:
+            return Reply(text="I cannot reach you on this platform right now.")
+        message = checklist_message(build_checklist(program, program.cohort(cohort.key), week), answered, streak, note)
+        await chat.send(Recipient(command.platform, user_id=command.user_id), message)
+        return Reply(text="I have sent this week's checklist to our direct messages.")
+
+    async def _gated(self, command: TextCommand, verb: str, argument: str) -> Reply:
+        """Sponsor and admin commands: refused (and audited) for anyone without the role."""
+        program = await self.programs.get()
+        role = "sponsor" if verb == "digest" else "admin"
+        async with self.db.session() as session:
+            person = await people.by_platform_id(session, command.platform, command.user_id)
+            actor = person.email if person else f"{command.platform}:{command.user_id}"
+            cohort_key = argument.split(" ")[0] if verb == "digest" and argument else None
+            if verb == "digest" and cohort_key is None and person is not None:
+                owned = await people.cohorts_with_role(session, person.id, "sponsor")
+                cohort_key = owned[0] if len(owned) == 1 else None
+            allowed = person is not None and (
+                await people.holds_role(session, person.id, "admin") or await people.holds_role(session, person.id, role, cohort_key)
+            )
+            if verb == "digest" and allowed and cohort_key is None:
+                return Reply(text="Which cohort? Type `digest COHORT`.")
+            audit.record(session, command.at, actor, f"command.{verb}", subject=cohort_key, outcome="ok" if allowed else "refused")
+        if not allowed:
+            return Reply(text=f"Only {role}s can use `{verb}`.")
+        if verb == "status":
+            return Reply(text=await _status_text(self.db, program))
+        try:
+            spec = program.cohort(cohort_key or "")
+        except ProgramError as exc:
+            return Reply(text=str(exc))
+        week = IsoWeek.of(command.at)
+        return Reply(text=render_text(await cohort_digest(self.db, program, spec.key, week)))
+
+
+def _next_morning(at: datetime, zone: ZoneInfo) -> datetime:
+    """08:00 local on the next weekday."""
+    day = at.astimezone(zone).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, MORNING, zone)
+
+
+async def _status_text(db: Database, program: Program) -> str:
+    async with db.session() as session:
+        counts = dict((await session.execute(select(Consent.status, func.count()).group_by(Consent.status))).all())
+    members = sum(len(c.members) for c in program.cohorts)
+    return (
+        f"{program.program}: {len(program.cohorts)} cohorts, {members} members; consent accepted {counts.get('accepted', 0)}, "
+        f"pending {counts.get('pending', 0)}, declined {counts.get('declined', 0)}, withdrawn {counts.get('withdrawn', 0)}."
+    )
