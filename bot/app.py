@@ -21,7 +21,14 @@ class App:
     chats: dict[str, ChatPort] = field(default_factory=dict)
     slack: Any = None  # adapters.slack.app.SlackAdapter when Slack is configured
 
+    async def start(self) -> None:
+        """Open what needs a running event loop (HTTP connection pools)."""
+        if self.slack is not None:
+            await self.slack.start()
+
     async def close(self) -> None:
+        if self.slack is not None:
+            await self.slack.stop()
         await self.db.close()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -184,36 +184,84 @@ class AnswerOutcome:
 
 async def record_answer(db: Database, program: Program, click: Click) -> AnswerOutcome:
     """Store one checklist answer, once, with the latest click winning; refusals store nothing."""
+    return (await record_answers(db, program, [click]))[0]
+
+
+async def record_answers(db: Database, program: Program, clicks: Sequence[Click]) -> list[AnswerOutcome]:
+    """Record many answer clicks in one transaction (a few statements however many clicks).
+
+    The web process gathers the clicks that arrive together and records them here at once:
+    one commit for many clicks is what keeps acknowledgements fast under load, on SQLite
+    as on PostgreSQL. Each outcome is as if its click had been recorded alone.
+    """
+    outcomes: list[AnswerOutcome | None] = [None] * len(clicks)
+    parsed: dict[int, tuple[ChoiceRef, float]] = {}
+    for i, click in enumerate(clicks):
+        refused = _validate(program, click)
+        if isinstance(refused, AnswerOutcome):
+            outcomes[i] = refused
+        else:
+            parsed[i] = refused
+    if parsed:
+        async with db.session() as session:
+            await _record_valid(session, program, clicks, parsed, outcomes)
+    return [o for o in outcomes if o is not None]
+
+
+def _validate(program: Program, click: Click) -> AnswerOutcome | tuple[ChoiceRef, float]:
+    """What can be checked without the database: the button and the answer it carries."""
     try:
         ref = ChoiceRef.decode(click.value)
         spec = program.cohort(ref.cohort)
     except (AnswerError, ValueError):
         return AnswerOutcome("refused", reply="That button is not from a current Reinforce checklist.")
-    if ref.behavior not in spec.checklist:
+    if ref.action != "answer" or ref.behavior not in spec.checklist:
         return AnswerOutcome("refused", reply="That question is not on your checklist any more.")
-    behavior = program.behavior(ref.behavior)
     try:
-        signal = signal_value(behavior, ref.value)
+        return ref, signal_value(program.behavior(ref.behavior), ref.value)
     except AnswerError as exc:
         return AnswerOutcome("refused", reply=str(exc))
-    async with db.session() as session:
-        person = await people.by_platform_id(session, click.platform, click.user_id)
-        if person is None:
-            return AnswerOutcome("refused", reply="You are not a member of a Reinforce program yet.")
-        if await people.consent_status(session, person.id) != "accepted":
-            return AnswerOutcome("refused", reply="Nothing was recorded: you have not agreed to take part yet.")
-        cohort = await people.is_participant(session, person.id, spec.key)
-        if cohort is None:
-            return AnswerOutcome("refused", reply="This checklist belongs to a cohort you are not part of.")
-        if spec.week_number(ref.week) < 1 or ref.week > IsoWeek.of(click.at.astimezone(ZoneInfo(person.timezone))):
-            return AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
-        fresh = await checkins.claim_event(session, click.platform, click.event_id, click.at)
-        if fresh:
-            await checkins.save_answer(
-                session, person_id=person.id, cohort_id=cohort.id, week=ref.week, behavior_key=ref.behavior,
-                value=ref.value, signal=signal, answered_at=click.at, event_id=click.event_id,
-            )
-        answered = await checkins.answers_for_week(session, person.id, cohort.id, ref.week)
-        streak = await checkins.streak(session, person.id, cohort.id, ref.week, len(spec.checklist))
-    message = checklist_message(build_checklist(program, spec, ref.week), answered, streak)
-    return AnswerOutcome("recorded" if fresh else "duplicate", message=message)
+
+
+async def _record_valid(
+    session: AsyncSession, program: Program, clicks: Sequence[Click], parsed: dict[int, tuple[ChoiceRef, float]], outcomes: list[AnswerOutcome | None]
+) -> None:
+    by_platform: dict[str, set[str]] = {}
+    for i in parsed:
+        by_platform.setdefault(clicks[i].platform, set()).add(clicks[i].user_id)
+    members = {(platform, uid): m for platform, ids in by_platform.items() for uid, m in (await people.members_by_platform_ids(session, platform, ids)).items()}
+    accepted: dict[int, tuple[ChoiceRef, people.Member, int, float]] = {}
+    for i, (ref, signal) in parsed.items():
+        click = clicks[i]
+        member = members.get((click.platform, click.user_id))
+        if member is None:
+            outcomes[i] = AnswerOutcome("refused", reply="You are not a member of a Reinforce program yet.")
+        elif member.consent != "accepted":
+            outcomes[i] = AnswerOutcome("refused", reply="Nothing was recorded: you have not agreed to take part yet.")
+        elif ref.cohort not in member.cohorts:
+            outcomes[i] = AnswerOutcome("refused", reply="This checklist belongs to a cohort you are not part of.")
+        elif program.cohort(ref.cohort).week_number(ref.week) < 1 or ref.week > IsoWeek.of(click.at.astimezone(ZoneInfo(member.timezone))):
+            outcomes[i] = AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
+        else:
+            accepted[i] = (ref, member, member.cohorts[ref.cohort], signal)
+    if not accepted:
+        return
+    fresh: set[tuple[str, str]] = set()
+    for platform in {clicks[i].platform for i in accepted}:
+        ids = [clicks[i].event_id for i in accepted if clicks[i].platform == platform]
+        fresh |= {(platform, e) for e in await checkins.claim_events(session, platform, ids, max(clicks[i].at for i in accepted))}
+    rows = [
+        checkins.AnswerRow(m.person_id, cohort_id, ref.week, ref.behavior, ref.value, signal, clicks[i].at, clicks[i].event_id)
+        for i, (ref, m, cohort_id, signal) in accepted.items()
+        if (clicks[i].platform, clicks[i].event_id) in fresh
+    ]
+    await checkins.save_answers(session, rows)
+    history = await checkins.answer_history(session, {(m.person_id, c) for ref, m, c, _s in accepted.values()}, max(ref.week for ref, *_ in accepted.values()))
+    for i, (ref, member, cohort_id, _signal) in accepted.items():
+        spec = program.cohort(ref.cohort)
+        weeks = history.get((member.person_id, cohort_id), {})
+        message = checklist_message(build_checklist(program, spec, ref.week), weeks.get(ref.week, {}), checkins.streak_in(weeks, ref.week, len(spec.checklist)))
+        # Two presses of one event in a batch: the first counts as recorded, the rest duplicate.
+        status = "recorded" if (clicks[i].platform, clicks[i].event_id) in fresh else "duplicate"
+        fresh.discard((clicks[i].platform, clicks[i].event_id))
+        outcomes[i] = AnswerOutcome(status, message=message)

@@ -164,14 +164,23 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     log = logging.getLogger("reinforce.serve")
     for line in configuration_report(settings):
         log.info("%s", line)
-    runner = web.AppRunner(make_web_app(build(settings)))
+    app = build(settings)
+    # No per-request access log: /metrics counts requests, and the log line costs more
+    # than a click's own work under load.
+    runner = web.AppRunner(make_web_app(app), access_log=None)
     await runner.setup()
     port = args.port or settings.port
     await web.TCPSite(runner, args.host, port).start()
     log.info("serving on http://%s:%d (/healthz, /metrics)", args.host, port)
+    socket_mode = None
+    if app.slack is not None and settings.slack_app_token:
+        socket_mode = await app.slack.connect_socket_mode(settings.slack_app_token.get_secret_value())
+        log.info("Slack Socket Mode connected")
     try:
         await asyncio.Event().wait()
     finally:
+        if socket_mode is not None:
+            await socket_mode.close_async()
         await runner.cleanup()
     return 0
 

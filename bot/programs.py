@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -24,14 +25,22 @@ async def store_program(db: Database, program: Program, source: str, now: dateti
 
 
 class ProgramSource:
-    """The program in force, parsed once per loaded version rather than once per request."""
+    """The program in force, parsed once per loaded version rather than once per request.
 
-    def __init__(self, db: Database) -> None:
+    The database is asked whether a newer version was loaded at most every ``recheck``
+    seconds, so a `reinforce program load` reaches running processes within that time.
+    """
+
+    def __init__(self, db: Database, recheck: float = 5.0) -> None:
         self.db = db
+        self.recheck = recheck
         self._cached: tuple[int, Program] | None = None
+        self._checked_at = float("-inf")
 
     async def get(self) -> Program:
         """Raises ProgramError when no program has been loaded."""
+        if self._cached is not None and time.monotonic() - self._checked_at < self.recheck:
+            return self._cached[1]
         async with self.db.session() as session:
             latest = await session.scalar(select(func.max(ProgramVersion.id)))
             if latest is None:
@@ -40,6 +49,7 @@ class ProgramSource:
                 found = await current_program(session)
                 assert found is not None
                 self._cached = (found[1].id, found[0])
+        self._checked_at = time.monotonic()
         return self._cached[1]
 
 

@@ -35,14 +35,18 @@ def make_web_app(app: App) -> web.Application:
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
-    if app.slack is not None:
+    if app.slack is not None and app.slack.signing_secret:
         web_app.router.add_post("/slack/events", app.slack.handle)
         if app.slack.app.oauth_flow is not None:
             web_app.router.add_get("/slack/install", app.slack.handle)
             web_app.router.add_get("/slack/oauth_redirect", app.slack.handle)
 
+    async def start(_web_app: web.Application) -> None:
+        await app.start()
+
     async def close(_web_app: web.Application) -> None:
         await app.close()
 
+    web_app.on_startup.append(start)
     web_app.on_cleanup.append(close)
     return web_app

@@ -42,6 +42,7 @@ async def run_worker(app: App) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await app.start()
     scheduler.start()
     log.info("worker started: delivering every %d s", DELIVERY_INTERVAL_SECONDS)
     try:

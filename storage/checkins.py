@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
@@ -12,12 +14,81 @@ from storage.db import insert
 from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, InboundEvent, MemberWeek
 
 
+@dataclass(frozen=True)
+class AnswerRow:
+    person_id: int
+    cohort_id: int
+    week: IsoWeek
+    behavior_key: str
+    value: str
+    signal: float
+    answered_at: datetime
+    event_id: str
+
+    @property
+    def key(self) -> tuple[int, int, IsoWeek, str]:
+        return (self.person_id, self.cohort_id, self.week, self.behavior_key)
+
+
+async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable[str], now: datetime) -> set[str]:
+    """Record that platform events were handled; returns the ids not seen before (retries and
+    double clicks are left out)."""
+    unique = sorted(set(event_ids))
+    if not unique:
+        return set()
+    table = InboundEvent.__table__
+    stmt = insert(session, table).on_conflict_do_nothing(index_elements=[table.c.platform, table.c.event_id]).returning(table.c.event_id)
+    # Core executemany with a cached statement: compiling one multi-row VALUES per batch
+    # costs more than the database's own work. RETURNING yields no row on conflict.
+    result = await session.execute(stmt, [{"platform": platform, "event_id": e, "received_at": now} for e in unique])
+    return set(result.scalars().all())
+
+
 async def claim_event(session: AsyncSession, platform: str, event_id: str, now: datetime) -> bool:
-    """Record that a platform event was handled; False if it already was (a retry or double click)."""
-    stmt = insert(session, InboundEvent).values(platform=platform, event_id=event_id, received_at=now)
-    stmt = stmt.on_conflict_do_nothing(index_elements=[InboundEvent.platform, InboundEvent.event_id]).returning(InboundEvent.id)
-    # RETURNING yields no row on conflict; rowcount is not reliable across async drivers.
-    return (await session.execute(stmt)).first() is not None
+    return bool(await claim_events(session, platform, [event_id], now))
+
+
+async def save_answers(session: AsyncSession, rows: Iterable[AnswerRow]) -> None:
+    """Store answers and their signals; an answer older than the stored one changes nothing.
+
+    Comparing ``answered_at`` (the platform's click time) rather than arrival order keeps
+    "last answer wins" true when a retried old click arrives after a newer one. Within one
+    call the latest answer per question wins before anything reaches the database, since
+    one INSERT may not update the same row twice.
+    """
+    latest: dict[tuple[int, int, IsoWeek, str], AnswerRow] = {}
+    for row in rows:
+        if row.key not in latest or latest[row.key].answered_at <= row.answered_at:
+            latest[row.key] = row
+    if not latest:
+        return
+    answers, signals = CheckinAnswer.__table__, BehaviorSignal.__table__
+    answer = insert(session, answers)
+    await session.execute(
+        answer.on_conflict_do_update(
+            index_elements=[answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key],
+            set_={"value": answer.excluded.value, "answered_at": answer.excluded.answered_at, "event_id": answer.excluded.event_id},
+            where=answers.c.answered_at <= answer.excluded.answered_at,
+        ),
+        [
+            {"person_id": r.person_id, "cohort_id": r.cohort_id, "week": str(r.week), "behavior_key": r.behavior_key,
+             "value": r.value, "answered_at": r.answered_at, "event_id": r.event_id}
+            for r in latest.values()
+        ],
+    )
+    sig = insert(session, signals)
+    await session.execute(
+        sig.on_conflict_do_update(
+            index_elements=[signals.c.person_id, signals.c.cohort_id, signals.c.behavior_key, signals.c.week, signals.c.source],
+            set_={"value": sig.excluded.value, "recorded_at": sig.excluded.recorded_at},
+            where=signals.c.recorded_at <= sig.excluded.recorded_at,
+        ),
+        [
+            {"person_id": r.person_id, "cohort_id": r.cohort_id, "behavior_key": r.behavior_key, "week": str(r.week),
+             "value": r.signal, "source": "checkin", "recorded_at": r.answered_at}
+            for r in latest.values()
+        ],
+    )
 
 
 async def save_answer(
@@ -32,33 +103,32 @@ async def save_answer(
     answered_at: datetime,
     event_id: str,
 ) -> None:
-    """Store an answer and its signal; an answer older than the stored one changes nothing.
+    await save_answers(session, [AnswerRow(person_id, cohort_id, week, behavior_key, value, signal, answered_at, event_id)])
 
-    Comparing ``answered_at`` (the platform's click time) rather than arrival order keeps
-    "last answer wins" true when a retried old click arrives after a newer one.
-    """
-    answer = insert(session, CheckinAnswer).values(
-        person_id=person_id, cohort_id=cohort_id, week=str(week), behavior_key=behavior_key,
-        value=value, answered_at=answered_at, event_id=event_id,
-    )
-    await session.execute(
-        answer.on_conflict_do_update(
-            index_elements=[CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key],
-            set_={"value": answer.excluded.value, "answered_at": answer.excluded.answered_at, "event_id": answer.excluded.event_id},
-            where=CheckinAnswer.answered_at <= answer.excluded.answered_at,
+
+async def answer_history(session: AsyncSession, pairs: Iterable[tuple[int, int]], upto: IsoWeek) -> dict[tuple[int, int], dict[IsoWeek, dict[str, str]]]:
+    """(person, cohort) -> week -> behavior -> answer, for weeks up to ``upto``, in one query."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    rows = await session.execute(
+        select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+            CheckinAnswer.person_id.in_({p for p, _c in pairs}), CheckinAnswer.week <= str(upto)
         )
     )
-    sig = insert(session, BehaviorSignal).values(
-        person_id=person_id, cohort_id=cohort_id, behavior_key=behavior_key, week=str(week),
-        value=signal, source="checkin", recorded_at=answered_at,
-    )
-    await session.execute(
-        sig.on_conflict_do_update(
-            index_elements=[BehaviorSignal.person_id, BehaviorSignal.cohort_id, BehaviorSignal.behavior_key, BehaviorSignal.week, BehaviorSignal.source],
-            set_={"value": sig.excluded.value, "recorded_at": sig.excluded.recorded_at},
-            where=BehaviorSignal.recorded_at <= sig.excluded.recorded_at,
-        )
-    )
+    history: dict[tuple[int, int], dict[IsoWeek, dict[str, str]]] = {}
+    for person_id, cohort_id, week, key, value in rows:
+        if (person_id, cohort_id) in pairs:
+            history.setdefault((person_id, cohort_id), {}).setdefault(IsoWeek.parse(week), {})[key] = value
+    return history
+
+
+def streak_in(weeks: Mapping[IsoWeek, Mapping[str, str]], upto: IsoWeek, questions: int = 3) -> int:
+    """Consecutive weeks, ending at ``upto``, in which every question was answered."""
+    count, week = 0, upto
+    while len(weeks.get(week, ())) >= questions:
+        count, week = count + 1, week + -1
+    return count
 
 
 async def answers_for_week(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek) -> dict[str, str]:
@@ -73,17 +143,8 @@ async def answers_for_week(session: AsyncSession, person_id: int, cohort_id: int
 
 async def streak(session: AsyncSession, person_id: int, cohort_id: int, upto: IsoWeek, questions: int = 3) -> int:
     """Consecutive weeks, ending at ``upto``, in which the member answered every question."""
-    rows = await session.scalars(
-        select(CheckinAnswer.week)
-        .where(CheckinAnswer.person_id == person_id, CheckinAnswer.cohort_id == cohort_id, CheckinAnswer.week <= str(upto))
-        .group_by(CheckinAnswer.week)
-        .having(func.count() >= questions)
-    )
-    complete = {IsoWeek.parse(w) for w in rows}
-    count, week = 0, upto
-    while week in complete:
-        count, week = count + 1, week + -1
-    return count
+    history = await answer_history(session, [(person_id, cohort_id)], upto)
+    return streak_in(history.get((person_id, cohort_id), {}), upto, questions)
 
 
 async def save_note(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek, text: str, now: datetime) -> None:

@@ -275,13 +275,14 @@ class AuditEntry(Base):
 # stores own these tables' layout (they are given these names by the chat adapter); they
 # are declared here only so that one Alembic history creates them with everything else.
 # tests/adapters check the layout still matches the SDK's.
-def _installation_columns() -> list[Column[Any]]:
+def _installation_columns(*, with_enterprise_url: bool = False) -> list[Column[Any]]:
     return [
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("client_id", String(32), nullable=False),
         Column("app_id", String(32), nullable=False),
         Column("enterprise_id", String(32)),
         Column("enterprise_name", String(200)),
+        *([Column("enterprise_url", String(200))] if with_enterprise_url else []),
         Column("team_id", String(32)),
         Column("team_name", String(200)),
         Column("bot_token", String(200)),
@@ -305,7 +306,7 @@ workspace_bots = Table(
 workspace_installations = Table(
     "workspace_installations",
     Base.metadata,
-    *_installation_columns(),
+    *_installation_columns(with_enterprise_url=True),
     Column("user_id", String(32), nullable=False),
     Column("user_token", String(200)),
     Column("user_scopes", String(1000)),

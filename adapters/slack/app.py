@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -36,6 +37,7 @@ from adapters.slack.blocks import (
 )
 from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, make_client, member_id
 from nudges.checklist import AnswerError, ChoiceRef
+from nudges.messages import Message
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +86,18 @@ class SlackAdapter:
                 client_id=client_id, client_secret=client_secret, scopes=SCOPES, installation_store=store, state_store=states,
                 **({"authorization_url": authorization_url} if authorization_url else {}),
             )
-            self.app = AsyncApp(signing_secret=signing_secret, client=client, oauth_settings=oauth)
+            self.app = AsyncApp(signing_secret=signing_secret, client=client, oauth_settings=oauth, request_verification_enabled=bool(signing_secret))
             tokens = InstalledWorkspaces(store, engine, store.bots)
         else:
             if not bot_token:
                 raise ValueError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
-            self.app = AsyncApp(signing_secret=signing_secret, client=client)  # the client carries the token
+            # The client carries the token. Without a signing secret (Socket Mode only) there
+            # are no HTTP requests to verify, and the web server does not mount /slack/events.
+            self.app = AsyncApp(signing_secret=signing_secret, client=client, request_verification_enabled=bool(signing_secret))
             tokens = SingleWorkspace(bot_token)
         self.chat = SlackChat(client, tokens)
         self._verifier = SignatureVerifier(signing_secret)
+        self._updates: dict[tuple[str, str], Message | None] = {}
         self._register()
 
     def _register(self) -> None:
@@ -156,12 +161,47 @@ class SlackAdapter:
     async def _show(self, client: AsyncWebClient, reply: Reply, user_id: str, slack_user: str, channel: str | None, ts: str | None) -> None:
         """Update the message the member acted on, and/or tell them something privately."""
         if reply.update is not None and channel and ts:
-            await client.chat_update(channel=channel, ts=ts, text=fallback_text(reply.update), blocks=to_blocks(reply.update))
+            await self._update(client, channel, ts, reply.update)
         if reply.text:
             if channel:
                 await client.chat_postEphemeral(channel=channel, user=slack_user, text=fallback_text_of(reply))
             else:  # from App Home: there is no channel, so answer in the DM
                 await client.chat_postMessage(channel=slack_user, text=fallback_text_of(reply))
+
+    async def start(self) -> None:
+        """One HTTP connection pool for every Web API call (slack_sdk opens a new session per
+        call otherwise: a TCP and TLS handshake per message)."""
+        if self.chat.client.session is None or self.chat.client.session.closed:
+            self.chat.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.chat.client.timeout))
+
+    async def stop(self) -> None:
+        if self.chat.client.session is not None:
+            await self.chat.client.session.close()
+
+    async def connect_socket_mode(self, app_token: str) -> Any:
+        """Receive events over Socket Mode (no public URL needed); returns the handler to close."""
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(self.app, app_token)
+        await handler.connect_async()
+        return handler
+
+    async def _update(self, client: AsyncWebClient, channel: str, ts: str, message: Message) -> None:
+        """chat.update, coalesced per message: while one update of a message is in flight,
+        later ones only replace what is sent next, so a member clicking three answers in a
+        row costs at most two calls (chat.update is rate-limited per workspace), and the
+        last state always wins."""
+        key = (channel, ts)
+        in_flight = key in self._updates
+        self._updates[key] = message
+        if in_flight:
+            return
+        try:
+            while (latest := self._updates.get(key)) is not None:
+                self._updates[key] = None
+                await client.chat_update(channel=channel, ts=ts, text=fallback_text(latest), blocks=to_blocks(latest))
+        finally:
+            self._updates.pop(key, None)
 
     async def handle(self, request: web.Request) -> web.Response:
         """aiohttp handler for /slack/events (and the OAuth pages when installs are enabled)."""

@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import DeliveryError, Recipient
@@ -97,7 +97,7 @@ class InstalledWorkspaces:
 
     async def all(self) -> list[str]:
         async with self._engine.connect() as conn:
-            teams = (await conn.execute(select(distinct(self._bots.c.team_id)))).scalars().all()
+            teams = (await conn.execute(select(self._bots.c.team_id).distinct())).scalars().all()
         return [await self.for_team(t) for t in teams if t]
 
 

@@ -183,3 +183,32 @@ def block_action(team: str, user: str, channel: str, ts: str, value: str, *, act
         "response_url": "http://127.0.0.1:9/unused",
         "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value, "action_ts": action_ts}],
     }
+
+
+async def _serve_forever(port: int) -> None:
+    import asyncio
+
+    fake = FakeSlack()
+    app = web.Application(middlewares=[_errors])
+    app.router.add_route("*", "/api/{method}", fake._handle)
+    # Benchmarks send many thousands of calls; keep only the last ones.
+    fake.calls = _Bounded()  # type: ignore[assignment]
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(f"fake Slack Web API on http://127.0.0.1:{port}/api/", flush=True)
+    await asyncio.Event().wait()
+
+
+class _Bounded(list):  # type: ignore[type-arg]
+    def append(self, item: Any) -> None:
+        if len(self) > 1000:
+            del self[:500]
+        super().append(item)
+
+
+if __name__ == "__main__":  # python -m tests.fakes.slack PORT: a fake for benchmarks and manual runs
+    import asyncio
+    import sys
+
+    asyncio.run(_serve_forever(int(sys.argv[1])))

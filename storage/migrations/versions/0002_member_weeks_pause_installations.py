@@ -51,6 +51,7 @@ def upgrade() -> None:
     sa.Column('app_id', sa.String(length=32), nullable=False),
     sa.Column('enterprise_id', sa.String(length=32), nullable=True),
     sa.Column('enterprise_name', sa.String(length=200), nullable=True),
+    sa.Column('enterprise_url', sa.String(length=200), nullable=True),
     sa.Column('team_id', sa.String(length=32), nullable=True),
     sa.Column('team_name', sa.String(length=200), nullable=True),
     sa.Column('bot_token', sa.String(length=200), nullable=True),
