@@ -327,3 +327,49 @@ oauth_states = Table(
     Column("state", String(200), nullable=False),
     Column("expire_at", DateTime, nullable=False),
 )
+
+
+class ConversationRef(Base):
+    """Where a platform lets the bot write proactively: a member's personal chat or a channel.
+
+    ``reference`` is the platform's own opaque reference (a Bot Framework
+    ConversationReference, for instance), stored as given and handed back to the adapter.
+    """
+
+    __tablename__ = "conversation_refs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str] = mapped_column(String(200), default="")
+    # The member's platform user id for a personal chat, or the channel id for a channel.
+    target: Mapped[str] = mapped_column(String(300))
+    scope: Mapped[str] = mapped_column(String(16))  # personal, channel
+    reference: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("platform", "tenant_id", "target"),)
+
+
+class PlanVersion(Base):
+    """A cohort's analysis plan as frozen at its first digest, and each later change."""
+
+    __tablename__ = "plan_versions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[dict[str, Any]]
+    changed: Mapped[list[Any]] = mapped_column(default=list)  # names of the fields that changed
+    frozen_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("cohort_id", "version"),)
+
+
+class NudgeFeedback(Base):
+    """A member's "Useful" / "Not for me" on a coaching nudge."""
+
+    __tablename__ = "nudge_feedback"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    nudge_id: Mapped[str] = mapped_column(String(100))
+    week: Mapped[str] = mapped_column(String(8))
+    verdict: Mapped[str] = mapped_column(String(16))  # useful, not_for_me
+    at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("person_id", "nudge_id", "week"),)

@@ -13,6 +13,7 @@ EXPECTED_TABLES = {
     "program_versions", "people", "cohorts", "memberships", "consents", "deliveries", "inbound_events",
     "checkin_answers", "checkin_notes", "behavior_signals", "rehearsal_sessions", "feedback_reviews",
     "digests", "audit_log", "member_weeks", "workspace_bots", "workspace_installations", "oauth_states",
+    "conversation_refs", "plan_versions", "nudge_feedback",
 }
 
 
