@@ -100,8 +100,17 @@ class ChatPort(Protocol):
         """The platform user id for an email, or None if nobody has it."""
         ...
 
-    async def send(self, to: Recipient, message: Message) -> dict[str, Any]:
-        """Send; returns a reference that ``update`` accepts. Raises DeliveryError."""
+    async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:
+        """Send; returns a reference that ``update`` accepts. Raises DeliveryError.
+
+        ``key`` is the outbox idempotency key; a platform that can attach it to the message
+        lets ``find_sent`` find the message later.
+        """
+        ...
+
+    async def find_sent(self, to: Recipient, key: str) -> dict[str, Any] | None:
+        """The reference of a message sent earlier with ``key``, if the platform can tell;
+        None when it was not sent or the platform cannot say (it is then sent again)."""
         ...
 
     async def update(self, ref: dict[str, Any], message: Message) -> None:

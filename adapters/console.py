@@ -18,6 +18,7 @@ class Posted:
     to: Recipient
     message: Message
     updates: int = 0
+    key: str | None = None
 
 
 @dataclass
@@ -35,14 +36,20 @@ class ConsoleChat:
     async def resolve(self, email: str) -> str | None:
         return None if email in self.unreachable else f"console:{email}"
 
-    async def send(self, to: Recipient, message: Message) -> dict[str, Any]:
+    async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:
         target = to.user_id or to.channel_id
         if not target:
             raise DeliveryError("no user or channel to send to", permanent=True)
         message_id = f"m{next(self._ids)}"
-        self.posted[message_id] = Posted(to, message)
+        self.posted[message_id] = Posted(to, message, key=key)
         self._print(f"to {target}", message)
         return {"message_id": message_id}
+
+    async def find_sent(self, to: Recipient, key: str) -> dict[str, Any] | None:
+        for message_id, posted in self.posted.items():
+            if posted.key == key and posted.to == to:
+                return {"message_id": message_id}
+        return None
 
     async def update(self, ref: dict[str, Any], message: Message) -> None:
         posted = self.posted.get(ref.get("message_id", ""))

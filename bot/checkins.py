@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ChatPort, Click, DeliveryError, Recipient
-from nudges.consent import consent_message
+from adapters.base import ChatPort, Click
+from bot.delivery import Deliverer, DeliveryReport
 from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, signal_value
 from nudges.messages import Message
 from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage import checkins, outbox, people
 from storage.db import Database
-from storage.models import Cohort, Delivery, Person
-
-log = logging.getLogger(__name__)
-
-RETRY_DELAY = timedelta(minutes=1)
+from storage.models import Cohort, Person
 
 
 def checklist_key(person_id: int, cohort_key: str, week: IsoWeek) -> str:
@@ -46,7 +41,7 @@ async def enqueue_checklists(db: Database, program: Program, week: IsoWeek, now:
             cohort_id = await session.scalar(select(Cohort.id).where(Cohort.key == spec.key))
             if cohort_id is None:
                 continue
-            for person, consent in await people.reachable_participants(session, cohort_id):
+            for person, consent, _joined in await people.reachable_participants(session, cohort_id):
                 if consent is None:
                     added += await _enqueue_consent(session, person, cohort_id, now)
                 if consent != "accepted":
@@ -91,82 +86,9 @@ async def enqueue_checklist_for(db: Database, program: Program, person_id: int, 
     return False
 
 
-@dataclass
-class DeliveryReport:
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-
-
-async def deliver_outbox(db: Database, program: Program, chats: Mapping[str, ChatPort], now: datetime, batch: int = 100) -> DeliveryReport:
-    """Send everything due, batch by batch, until nothing due is left."""
-    report = DeliveryReport()
-    while True:
-        async with db.session() as session:
-            claimed = await outbox.claim_due(session, now, batch, platforms=list(chats))
-            recipients = await _people(session, {d.person_id for d in claimed if d.person_id})
-        if not claimed:
-            return report
-        for delivery in claimed:
-            await _deliver_one(db, program, chats, delivery, recipients.get(delivery.person_id or -1), now, report)
-
-
-async def _people(session: AsyncSession, ids: set[int]) -> dict[int, Person]:
-    if not ids:
-        return {}
-    rows = await session.scalars(select(Person).where(Person.id.in_(ids)))
-    return {p.id: p for p in rows}
-
-
-async def _deliver_one(
-    db: Database, program: Program, chats: Mapping[str, ChatPort], delivery: Delivery, person: Person | None, now: datetime, report: DeliveryReport
-) -> None:
-    chat = chats.get(delivery.platform or "")
-    try:
-        if chat is None:
-            raise DeliveryError(f"no chat platform {delivery.platform!r} is configured", permanent=True)
-        if person is None:
-            raise DeliveryError("the delivery names nobody", permanent=True)
-        user_id = person.platform_user_id or await _resolve(db, chat, person)
-        message = await _render(db, program, delivery, person)
-        ref = await chat.send(Recipient(platform=delivery.platform or "", user_id=user_id), message)
-    except DeliveryError as exc:
-        retry_at = None if exc.permanent else now + timedelta(seconds=exc.retry_after) if exc.retry_after else now + RETRY_DELAY
-        async with db.session() as session:
-            await outbox.mark_failed(session, delivery.id, exc.reason, retry_at)
-        if retry_at is None:
-            report.failed += 1
-            log.warning("delivery %s failed for good: %s", delivery.idempotency_key, exc.reason)
-        else:
-            report.retrying += 1
-        return
-    async with db.session() as session:
-        await outbox.mark_sent(session, delivery.id, now, ref)
-    report.sent += 1
-
-
-async def _resolve(db: Database, chat: ChatPort, person: Person) -> str:
-    user_id = await chat.resolve(person.email)
-    if user_id is None:
-        raise DeliveryError(f"{person.email} was not found on {person.platform}", permanent=True)
-    async with db.session() as session:
-        stored = await session.get(Person, person.id)
-        if stored is not None:
-            stored.platform_user_id = user_id
-    person.platform_user_id = user_id
-    return user_id
-
-
-async def _render(db: Database, program: Program, delivery: Delivery, person: Person) -> Message:
-    if delivery.kind == "consent":
-        return consent_message(program)
-    if delivery.kind != "checklist":
-        raise DeliveryError(f"deliveries of kind {delivery.kind!r} are not supported yet", permanent=True)
-    cohort = program.cohort(delivery.payload["cohort"])
-    week = IsoWeek.parse(delivery.payload["week"])
-    async with db.session() as session:
-        answered = await checkins.answers_for_week(session, person.id, delivery.cohort_id or 0, week)
-    return checklist_message(build_checklist(program, cohort, week), answered)
+async def deliver_outbox(db: Database, program: Program, chats: Mapping[str, ChatPort], now: datetime) -> DeliveryReport:
+    """Send everything due at ``now`` through ``chats`` (the delivery engine, at a fixed instant)."""
+    return await Deliverer(db, chats).deliver_due(program, lambda: now)
 
 
 @dataclass(frozen=True)

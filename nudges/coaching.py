@@ -185,8 +185,9 @@ def nudge_message(choice: NudgeChoice, week: IsoWeek, *, reason: str | None = No
 
 
 def behavior_label(behavior: Behavior) -> str:
-    """A short name for a behavior in a headline, from its key ("decision_huddle" -> "Decision huddle")."""
-    return behavior.key.replace("_", " ").replace("-", " ").capitalize()
+    """A short name for a behavior in a headline: its ``label``, or one made from its key
+    ("decision_huddle" -> "Decision huddle")."""
+    return behavior.label or behavior.key.replace("_", " ").replace("-", " ").capitalize()
 
 
 def answer_pattern(behavior: Behavior, recent: Sequence[float]) -> str:

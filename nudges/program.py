@@ -77,6 +77,7 @@ class Behavior(_Strict):
     """One observable behavior, the question that asks about it and its coaching nudges."""
 
     key: Key
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None = None
     question: Text
     answer: AnswerKind = "yes_partly_no"
     nudges: list[Text] = Field(min_length=1, max_length=50)
@@ -85,6 +86,7 @@ class Behavior(_Strict):
 class ChannelRef(_Strict):
     platform: Platform
     id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    timezone: TimeZone = "UTC"  # the channel's readers' zone, for the digest slot
 
 
 class Slot(_Strict):
@@ -99,6 +101,22 @@ class Schedule(_Strict):
     reminder: Slot = Slot(day="wednesday", time="14:00")
     nudge: Slot = Slot(day="thursday", time="10:00")
     digest: Slot = Slot(day="friday", time="16:00")
+
+
+class Limits(_Strict):
+    """When members may be messaged (their local time) and how often: quiet hours, weekends,
+    and the fatigue cap on proactive touches per week."""
+
+    day_start: Clock = "08:00"
+    day_end: Clock = "19:00"
+    weekends: bool = False
+    fatigue_cap: int = Field(default=3, ge=1, le=21)
+
+    @model_validator(mode="after")
+    def _day_has_hours(self) -> Limits:
+        if self.day_start >= self.day_end:
+            raise _FieldError("day_end", f"must be later than day_start {self.day_start}")
+        return self
 
 
 class Plan(_Strict):
@@ -129,6 +147,7 @@ class Cohort(_Strict):
     sponsors: list[Email] = Field(default_factory=list, max_length=100)
     coaches: list[Email] = Field(default_factory=list, max_length=100)
     schedule: Schedule = Schedule()
+    limits: Limits = Limits()
     plan: Plan | None = None
     members: list[Member] = Field(default_factory=list, max_length=MAX_MEMBERS_PER_COHORT)
 

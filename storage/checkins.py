@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
@@ -131,6 +131,24 @@ def streak_in(weeks: Mapping[IsoWeek, Mapping[str, str]], upto: IsoWeek, questio
     return count
 
 
+async def answers_for(session: AsyncSession, triples: Iterable[tuple[int, int, IsoWeek]]) -> dict[tuple[int, int, IsoWeek], dict[str, str]]:
+    """(person, cohort, week) -> behavior -> answer for many members at once (one query)."""
+    wanted = set(triples)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+            CheckinAnswer.person_id.in_({p for p, _c, _w in wanted}), CheckinAnswer.week.in_({str(w) for _p, _c, w in wanted})
+        )
+    )
+    found: dict[tuple[int, int, IsoWeek], dict[str, str]] = {}
+    for person_id, cohort_id, week, key, value in rows:
+        triple = (person_id, cohort_id, IsoWeek.parse(week))
+        if triple in wanted:
+            found.setdefault(triple, {})[key] = value
+    return found
+
+
 async def answers_for_week(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek) -> dict[str, str]:
     """behavior key -> stored value for one member's week."""
     rows = await session.execute(
@@ -189,3 +207,35 @@ async def recent_weeks(session: AsyncSession, person_id: int, cohort_id: int, we
         )
     )
     return {(key, IsoWeek.parse(week)): value for key, week, value in rows}
+
+
+async def week_states(session: AsyncSession, cohort_id: int, weeks: Iterable[IsoWeek]) -> dict[tuple[int, IsoWeek], tuple[int, MemberWeek | None]]:
+    """(person, week) -> (questions answered, their skip/snooze row) for a cohort, in two queries."""
+    names = [str(w) for w in set(weeks)]
+    counts = await session.execute(
+        select(CheckinAnswer.person_id, CheckinAnswer.week, func.count())
+        .where(CheckinAnswer.cohort_id == cohort_id, CheckinAnswer.week.in_(names))
+        .group_by(CheckinAnswer.person_id, CheckinAnswer.week)
+    )
+    found: dict[tuple[int, IsoWeek], tuple[int, MemberWeek | None]] = {(p, IsoWeek.parse(w)): (n, None) for p, w, n in counts}
+    choices = await session.scalars(select(MemberWeek).where(MemberWeek.cohort_id == cohort_id, MemberWeek.week.in_(names)))
+    for choice in choices:
+        key = (choice.person_id, IsoWeek.parse(choice.week))
+        found[key] = (found.get(key, (0, None))[0], choice)
+    return found
+
+
+async def recent_signals(session: AsyncSession, cohort_id: int, person_ids: Iterable[int], since: IsoWeek) -> dict[int, dict[str, list[float]]]:
+    """person -> behavior -> check-in signal values since ``since``, oldest first."""
+    ids = list(set(person_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(BehaviorSignal.person_id, BehaviorSignal.behavior_key, BehaviorSignal.value)
+        .where(BehaviorSignal.cohort_id == cohort_id, BehaviorSignal.person_id.in_(ids), BehaviorSignal.week >= str(since), BehaviorSignal.source == "checkin")
+        .order_by(BehaviorSignal.week)
+    )
+    found: dict[int, dict[str, list[float]]] = {}
+    for person_id, key, value in rows:
+        found.setdefault(person_id, {}).setdefault(key, []).append(value)
+    return found

@@ -136,7 +136,9 @@ class Delivery(Base):
     platform: Mapped[str | None] = mapped_column(String(16))
     target: Mapped[str | None] = mapped_column(String(200))  # channel id for channel posts
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, failed
+    # pending -> sending (leased) -> sent | pending (retry) | failed; a lease that ran out
+    # mid-send makes the row 'verifying': the platform is asked before sending again.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     due_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]

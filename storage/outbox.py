@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert
@@ -40,33 +41,81 @@ async def enqueue(
     return (await session.execute(stmt)).first() is not None
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, platforms: Collection[str] | None = None) -> Sequence[Delivery]:
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery leased to this worker. ``ambiguous`` when an earlier worker's lease on it
+    ran out mid-send: the message may or may not have reached the platform."""
+
+    id: int
+    key: str
+    kind: str
+    period: str
+    person_id: int | None
+    cohort_id: int | None
+    platform: str | None
+    target: str | None
+    payload: dict[str, Any]
+    attempts: int
+    ambiguous: bool
+
+
+async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, platforms: Collection[str] | None = None) -> list[Claimed]:
     """Lease up to ``limit`` due rows to this worker, only for ``platforms`` when given
     (rows for a platform that is not configured wait for it rather than fail).
 
-    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets many workers claim disjoint batches; SQLite
-    ignores the clause, and its single writer lock gives the same exclusivity.
+    One UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED) statement: on PostgreSQL many
+    workers claim disjoint batches without waiting on each other; SQLite runs the single
+    statement under its one writer lock, which gives the same exclusivity.
     """
-    rows = (
-        await session.scalars(
-            select(Delivery)
-            .where(
-                or_(Delivery.status == "pending", Delivery.status == "sending"),
-                Delivery.next_attempt_at <= now,
-                *([Delivery.platform.in_(platforms)] if platforms is not None else []),
-            )
-            .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    table = Delivery.__table__
+    candidates = (
+        select(table.c.id)
+        .where(
+            table.c.status.in_(("pending", "sending", "verifying")),
+            table.c.next_attempt_at <= now,
+            *([table.c.platform.in_(list(platforms))] if platforms is not None else []),
         )
-    ).all()
-    if rows:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([r.id for r in rows]))
-            .values(status="sending", attempts=Delivery.attempts + 1, next_attempt_at=now + CLAIM_LEASE)
+        .order_by(table.c.next_attempt_at, table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    # SET sees the old row and RETURNING the new one: a row that was still 'sending' (its
+    # worker's lease ran out) comes back as 'verifying', which is how the caller knows.
+    stmt = (
+        update(table)
+        .where(table.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=case((table.c.status == "pending", "sending"), else_="verifying"),
+            attempts=table.c.attempts + 1,
+            next_attempt_at=now + CLAIM_LEASE,
         )
-    return rows
+        .returning(*table.c)
+    )
+    rows = (await session.execute(stmt)).mappings().all()
+    claimed = [
+        Claimed(
+            id=r["id"], key=r["idempotency_key"], kind=r["kind"], period=r["period"], person_id=r["person_id"],
+            cohort_id=r["cohort_id"], platform=r["platform"], target=r["target"], payload=r["payload"] or {},
+            attempts=r["attempts"], ambiguous=r["status"] == "verifying",
+        )
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+async def mark_many(session: AsyncSession, outcomes: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
+    """Record many outcomes at once: (delivery id, status, values) with status sent, pending
+    (a retry; values carry next_attempt_at) or failed. One executemany per status."""
+    table = Delivery.__table__
+    for status in ("sent", "pending", "failed"):
+        rows = [{"b_id": i, "b_status": status, **{f"b_{k}": v for k, v in values.items()}} for i, st, values in outcomes if st == status]
+        if not rows:
+            continue
+        columns = sorted(k.removeprefix("b_") for k in rows[0] if k not in ("b_id", "b_status"))
+        stmt = update(table).where(table.c.id == bindparam("b_id")).values(
+            status=bindparam("b_status"), **{c: bindparam(f"b_{c}") for c in columns}
+        )
+        await session.execute(stmt, rows)
 
 
 async def mark_sent(session: AsyncSession, delivery_id: int, now: datetime, message_ref: dict[str, Any] | None) -> None:
@@ -88,3 +137,34 @@ async def mark_failed(session: AsyncSession, delivery_id: int, reason: str, retr
 async def message_ref_for(session: AsyncSession, key: str) -> dict[str, Any] | None:
     """Where the delivery with this key landed on the platform, for updating it in place."""
     return await session.scalar(select(Delivery.message_ref).where(Delivery.idempotency_key == key))
+
+
+async def touches(session: AsyncSession, cohort_id: int, periods: Collection[str]) -> dict[tuple[int, str], dict[str, datetime]]:
+    """(person, period) -> kind -> when it was sent (or is due), for the member touches of a
+    cohort in the given weeks: what the schedule needs to know was already done."""
+    rows = await session.execute(
+        select(Delivery.person_id, Delivery.period, Delivery.kind, func.coalesce(Delivery.sent_at, Delivery.due_at)).where(
+            Delivery.cohort_id == cohort_id,
+            Delivery.period.in_(list(periods)),
+            Delivery.kind.in_(("checklist", "reminder", "nudge")),
+            Delivery.status != "failed",
+        )
+    )
+    found: dict[tuple[int, str], dict[str, datetime]] = {}
+    for person_id, period, kind, at in rows:
+        found.setdefault((person_id, period), {})[kind] = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return found
+
+
+async def nudges_sent(session: AsyncSession, person_ids: Collection[int]) -> dict[int, list[tuple[str, str]]]:
+    """person -> [(nudge id, week)] of the coaching nudges queued for them."""
+    if not person_ids:
+        return {}
+    rows = await session.execute(
+        select(Delivery.person_id, Delivery.payload, Delivery.period).where(Delivery.kind == "nudge", Delivery.person_id.in_(list(person_ids)))
+    )
+    found: dict[int, list[tuple[str, str]]] = {}
+    for person_id, payload, period in rows:
+        if payload and payload.get("nudge_id"):
+            found.setdefault(person_id, []).append((payload["nudge_id"], period))
+    return found

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert
-from storage.models import Cohort, Consent, Membership, Person
+from storage.models import Cohort, Consent, Membership, NudgeFeedback, Person
 
 
 async def by_email(session: AsyncSession, email: str) -> Person | None:
@@ -69,16 +69,17 @@ async def is_participant(session: AsyncSession, person_id: int, cohort_key: str)
     )
 
 
-async def reachable_participants(session: AsyncSession, cohort_id: int) -> list[tuple[Person, str | None]]:
-    """Active, unpaused participants of a cohort with their consent status, in a stable order."""
+async def reachable_participants(session: AsyncSession, cohort_id: int) -> list[tuple[Person, str | None, datetime]]:
+    """Active, unpaused participants of a cohort with their consent status and when they
+    joined, in a stable order."""
     rows = await session.execute(
-        select(Person, Consent.status)
+        select(Person, Consent.status, Membership.joined_at)
         .join(Membership, Membership.person_id == Person.id)
         .outerjoin(Consent, Consent.person_id == Person.id)
         .where(Membership.cohort_id == cohort_id, Membership.role == "participant", Membership.active, Person.paused_at.is_(None))
         .order_by(Person.id)
     )
-    return [(person, status) for person, status in rows]
+    return [(person, status, joined) for person, status, joined in rows]
 
 
 async def set_paused(session: AsyncSession, person_id: int, paused_at: datetime | None) -> None:
@@ -116,3 +117,19 @@ async def cohorts_with_role(session: AsyncSession, person_id: int, role: str) ->
         .order_by(Cohort.key)
     )
     return list(rows)
+
+
+async def not_for_me_counts(session: AsyncSession, person_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """person -> nudge id -> how often they said "Not for me" to it."""
+    ids = list(set(person_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(NudgeFeedback.person_id, NudgeFeedback.nudge_id, func.count())
+        .where(NudgeFeedback.person_id.in_(ids), NudgeFeedback.verdict == "not_for_me")
+        .group_by(NudgeFeedback.person_id, NudgeFeedback.nudge_id)
+    )
+    found: dict[int, dict[str, int]] = {}
+    for person_id, nudge, count in rows:
+        found.setdefault(person_id, {})[nudge] = count
+    return found

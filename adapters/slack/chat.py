@@ -37,6 +37,9 @@ PERMANENT_ERRORS = frozenset({
 })
 
 
+METADATA_EVENT = "reinforce_delivery"
+
+
 def member_id(team_id: str, user_id: str) -> str:
     return f"{team_id}:{user_id}"
 
@@ -48,8 +51,12 @@ def split_member_id(value: str) -> tuple[str, str]:
     return team, user
 
 
-def make_client(base_url: str, token: str | None = None, retries: int = 2) -> AsyncWebClient:
-    """A Web API client with slack_sdk's own retry handlers (429 Retry-After, 5xx, connection)."""
+def make_client(base_url: str, token: str | None = None, retries: int = 1) -> AsyncWebClient:
+    """A Web API client with slack_sdk's own retry handlers (429 Retry-After, 5xx, connection).
+
+    They cover short blips within one send; longer outages go back to the outbox, which
+    retries with backoff, so one retry here is enough.
+    """
     return AsyncWebClient(
         token=token,
         base_url=base_url,
@@ -124,20 +131,38 @@ class SlackChat:
             return member_id(user.get("team_id") or "", user["id"])
         return None
 
-    async def send(self, to: Recipient, message: Message) -> dict[str, Any]:
+    async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:
+        team, channel, token = await self._where(to)
+        extra: dict[str, Any] = {}
+        if key is not None:
+            # Slack keeps message metadata with the message; find_sent looks for it.
+            extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
+        response = await self._call(
+            self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=to_blocks(message), token=token, **extra
+        )
+        return {"team": team, "channel": response["channel"], "ts": response["ts"]}
+
+    async def find_sent(self, to: Recipient, key: str) -> dict[str, Any] | None:
+        """Look for the key in the metadata of the conversation's latest messages."""
+        team, channel, token = await self._where(to)
+        response = await self._call(self.client.conversations_history, channel=channel, limit=20, include_all_metadata=True, token=token)
+        for message in response.get("messages", []):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("key") == key:
+                return {"team": team, "channel": channel, "ts": message["ts"]}
+        return None
+
+    async def _where(self, to: Recipient) -> tuple[str, str, str]:
+        """(team, channel, token) for a recipient: a member's DM, or a channel."""
         if to.user_id:
             team, user = split_member_id(to.user_id)
             token = await self.tokens.for_team(team)
-            channel = await self._dm_channel(user, token)
-        elif to.channel_id:
+            return team, await self._dm_channel(user, token), token
+        if to.channel_id:
             team, _, channel = to.channel_id.rpartition(":")
             token = await self.tokens.for_team(team) if team else (await self.tokens.all() or [""])[0]
-        else:
-            raise DeliveryError("no user or channel to send to", permanent=True)
-        response = await self._call(
-            self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=to_blocks(message), token=token
-        )
-        return {"team": team, "channel": response["channel"], "ts": response["ts"]}
+            return team, channel, token
+        raise DeliveryError("no user or channel to send to", permanent=True)
 
     async def update(self, ref: dict[str, Any], message: Message) -> None:
         token = await self.tokens.for_team(ref.get("team") or "")

@@ -209,7 +209,7 @@ def test_corrective_nudge_says_why_from_the_members_answers_and_gives_one_action
     message = nudge_message(choice, WEEK)
 
     header, why, action, reason, buttons, privacy = message.blocks
-    assert header == Header("Decision huddle: “No” in your last two check-ins")
+    assert header == Header("Decision huddles: “No” in your last two check-ins")
     assert isinstance(why, Context) and "Did you run a decision huddle with your team this week?" in why.text
     assert "lowest answers over your last two check-ins" in why.text
     assert action == Section("For this week: Try a 15-minute huddle on Tuesday: one decision, one owner, one date.")
@@ -222,7 +222,7 @@ def test_corrective_nudge_says_why_from_the_members_answers_and_gives_one_action
 def test_reinforcing_nudge_celebrates_the_run() -> None:
     message = nudge_message(choice_for("decision_huddle", 2, "reinforce", [1, 1, 1]), WEEK)
 
-    assert message.blocks[0] == Header("Decision huddle: “Yes” in your last three check-ins — keep it going")
+    assert message.blocks[0] == Header("Decision huddles: “Yes” in your last three check-ins — keep it going")
     assert "at the top" in message.plain()
     assert "lowest" not in message.plain()
 

@@ -29,12 +29,12 @@ async def test_claimed_rows_are_not_claimed_again_until_the_lease_ends(db: Datab
     await _enqueue(db, "a")
     await _enqueue(db, "b", due=T0 + timedelta(hours=1))
     async with db.session() as session:
-        first = [d.idempotency_key for d in await outbox.claim_due(session, T0)]
+        first = [d.key for d in await outbox.claim_due(session, T0)]
     async with db.session() as session:
         again = await outbox.claim_due(session, T0 + timedelta(seconds=1))
     assert first == ["a"] and again == []
     async with db.session() as session:
-        after_lease = [d.idempotency_key for d in await outbox.claim_due(session, T0 + outbox.CLAIM_LEASE + timedelta(hours=1))]
+        after_lease = [d.key for d in await outbox.claim_due(session, T0 + outbox.CLAIM_LEASE + timedelta(hours=1))]
     assert after_lease == ["a", "b"]
 
 
@@ -42,11 +42,37 @@ async def test_sent_and_failed_rows_are_never_claimed(db: Database) -> None:
     for key in ("sent", "failed", "retry"):
         await _enqueue(db, key)
     async with db.session() as session:
-        rows = {d.idempotency_key: d.id for d in await outbox.claim_due(session, T0)}
+        rows = {d.key: d.id for d in await outbox.claim_due(session, T0)}
         await outbox.mark_sent(session, rows["sent"], T0, {"ts": "1.2"})
         await outbox.mark_failed(session, rows["failed"], "user not found")
         await outbox.mark_failed(session, rows["retry"], "timeout", retry_at=T0 + timedelta(minutes=1))
     async with db.session() as session:
-        later = [d.idempotency_key for d in await outbox.claim_due(session, T0 + timedelta(days=1))]
+        later = [d.key for d in await outbox.claim_due(session, T0 + timedelta(days=1))]
         assert later == ["retry"]
         assert await outbox.message_ref_for(session, "sent") == {"ts": "1.2"}
+
+
+async def test_a_row_whose_lease_ran_out_mid_send_is_claimed_again_as_ambiguous(db: Database) -> None:
+    await _enqueue(db, "crashed")
+    await _enqueue(db, "fresh")
+    async with db.session() as session:
+        first = await outbox.claim_due(session, T0, limit=1)
+    assert [(c.key, c.ambiguous, c.attempts) for c in first] == [("crashed", False, 1)]
+    async with db.session() as session:
+        again = await outbox.claim_due(session, T0 + outbox.CLAIM_LEASE + timedelta(seconds=1))
+    assert [(c.key, c.ambiguous) for c in again] == [("crashed", True), ("fresh", False)]
+
+
+async def test_mark_many_records_sent_retry_and_failed_in_one_go(db: Database) -> None:
+    for key in ("s", "r", "f"):
+        await _enqueue(db, key)
+    async with db.session() as session:
+        ids = {c.key: c.id for c in await outbox.claim_due(session, T0)}
+        await outbox.mark_many(session, [
+            (ids["s"], "sent", {"sent_at": T0, "message_ref": {"ts": "1"}, "last_error": None}),
+            (ids["r"], "pending", {"next_attempt_at": T0 + timedelta(minutes=3), "last_error": "503"}),
+            (ids["f"], "failed", {"last_error": "channel_not_found"}),
+        ])
+    async with db.session() as session:
+        rows = {d.idempotency_key: (d.status, d.last_error) for d in (await session.scalars(select(Delivery))).all()}
+    assert rows == {"s": ("sent", None), "r": ("pending", "503"), "f": ("failed", "channel_not_found")}

@@ -1,0 +1,230 @@
+"""The delivery engine: claim due outbox rows, render, send at the platforms' pace, record.
+
+Exactly-once, as far as a chat platform allows it: a row is leased before sending and
+marked right after, and a row whose lease ran out mid-send (its worker crashed) is checked
+with the platform (``find_sent``) before it is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from adapters.base import ChatPort, DeliveryError, Recipient
+from bot import metrics
+from bot.ratelimit import RateLimiter
+from nudges.checklist import build_checklist, checklist_message
+from nudges.coaching import NudgeChoice, nudge_message, parse_nudge_id
+from nudges.consent import consent_message
+from nudges.messages import Message
+from nudges.program import Program
+from nudges.weeks import IsoWeek
+from storage import checkins, outbox
+from storage.db import Database
+from storage.models import Delivery, Person
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=1)
+FLUSH_EVERY = 50
+
+Outcome = tuple[int, str, dict[str, Any]]
+# Renders a claimed row of a kind this module does not know (digests); returns the message.
+Renderer = Callable[[outbox.Claimed], Awaitable[Message]]
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    verified: int = 0  # ambiguous rows the platform confirmed as already sent
+
+    def add(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.verified += other.verified
+
+
+@dataclass
+class Deliverer:
+    """Sends everything due for the configured platforms; one per process."""
+
+    db: Database
+    chats: Mapping[str, ChatPort]
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    concurrency: int = 32
+    batch: int = 200
+    renderers: dict[str, Renderer] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
+        """Deliver batch after batch until nothing is due at ``clock()``."""
+        report = DeliveryReport()
+        while True:
+            now = clock()
+            async with self.db.session() as session:
+                claimed = await outbox.claim_due(session, now, self.batch, platforms=list(self.chats))
+                people = await _people(session, {c.person_id for c in claimed if c.person_id})
+                answers = await checkins.answers_for(
+                    session, [(c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id]
+                )
+            if not claimed:
+                await self._measure_lag(now)
+                return report
+            report.add(await self._send_batch(program, claimed, people, answers, clock))
+
+    async def _send_batch(self, program: Program, claimed: list[outbox.Claimed], people: dict[int, Person], answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> DeliveryReport:
+        report = DeliveryReport()
+        gate = asyncio.Semaphore(self.concurrency)
+        pending: list[Outcome] = []
+
+        async def one(row: outbox.Claimed) -> Outcome:
+            async with gate:
+                return await self._attempt(program, row, people.get(row.person_id or -1), answers, clock)
+
+        for finished in asyncio.as_completed([one(row) for row in claimed]):
+            outcome = await finished
+            pending.append(outcome)
+            _count(report, outcome)
+            if len(pending) >= FLUSH_EVERY:
+                await self._record(pending)
+                pending = []
+        await self._record(pending)
+        return report
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        if outcomes:
+            async with self.db.session() as session:
+                await outbox.mark_many(session, outcomes)
+
+    async def _attempt(self, program: Program, row: outbox.Claimed, person: Person | None, answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> Outcome:
+        chat = self.chats[row.platform or ""]
+        tenant = ""
+        try:
+            to = await self._recipient(chat, row, person)
+            tenant = _tenant(to)
+            if row.ambiguous:
+                ref = await chat.find_sent(to, row.key)
+                if ref is not None:
+                    metrics.DELIVERIES.labels(row.kind, "verified").inc()
+                    return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
+            message = await self._render(program, row, person, answers)
+            await self.limiter.acquire(row.platform or "", tenant, to.user_id or to.channel_id or "")
+            ref = await chat.send(to, message, key=row.key)
+        except DeliveryError as exc:
+            return self._failure(row, exc, clock(), tenant)
+        except Exception as exc:  # a bug must not take the batch down; the row is retried and the error logged
+            log.exception("delivery %s crashed", row.key)
+            metrics.ERRORS.labels("delivery").inc()
+            return self._failure(row, DeliveryError(f"internal error: {exc.__class__.__name__}"), clock(), tenant)
+        metrics.DELIVERIES.labels(row.kind, "sent").inc()
+        return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": None}
+
+    def _failure(self, row: outbox.Claimed, exc: DeliveryError, now: datetime, tenant: str) -> Outcome:
+        if exc.permanent:
+            metrics.DELIVERIES.labels(row.kind, "failed").inc()
+            log.warning("delivery %s failed for good: %s", row.key, exc.reason)
+            return row.id, "failed", {"last_error": exc.reason[:1000]}
+        if row.attempts >= MAX_ATTEMPTS:
+            metrics.DELIVERIES.labels(row.kind, "failed").inc()
+            reason = f"gave up after {row.attempts} attempts: {exc.reason}"
+            log.warning("delivery %s %s", row.key, reason)
+            return row.id, "failed", {"last_error": reason[:1000]}
+        if exc.retry_after is not None:
+            metrics.RATE_LIMITED.labels(row.platform or "").inc()
+            self.limiter.pause(row.platform or "", tenant, exc.retry_after)
+            delay = timedelta(seconds=exc.retry_after)
+        else:
+            # Exponential backoff with full jitter, so a recovering platform is not hit by
+            # every retry at the same instant.
+            ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (row.attempts - 1))
+            delay = timedelta(seconds=self.rng.uniform(0.5, 1.0) * ceiling.total_seconds())
+        metrics.RETRIES.labels(row.platform or "", "rate_limited" if exc.retry_after is not None else "transient").inc()
+        return row.id, "pending", {"next_attempt_at": now + delay, "last_error": exc.reason[:1000]}
+
+    async def _recipient(self, chat: ChatPort, row: outbox.Claimed, person: Person | None) -> Recipient:
+        if row.target:
+            return Recipient(platform=row.platform or "", channel_id=row.target)
+        if person is None:
+            raise DeliveryError("the delivery names nobody", permanent=True)
+        if person.paused_at is not None:
+            raise DeliveryError("the member paused Reinforce", permanent=True)
+        if not person.platform_user_id:
+            user_id = await chat.resolve(person.email)
+            if user_id is None:
+                raise DeliveryError(f"{person.email} was not found on {person.platform}", permanent=True)
+            async with self.db.session() as session:
+                stored = await session.get(Person, person.id)
+                if stored is not None:
+                    stored.platform_user_id = user_id
+            person.platform_user_id = user_id
+        return Recipient(platform=row.platform or "", user_id=person.platform_user_id)
+
+    async def _render(self, program: Program, row: outbox.Claimed, person: Person | None, answers: dict[Any, dict[str, str]]) -> Message:
+        if row.kind == "consent":
+            return consent_message(program)
+        if row.kind in ("checklist", "reminder"):
+            cohort = program.cohort(row.payload["cohort"])
+            week = IsoWeek.parse(row.payload["week"])
+            answered = answers.get((row.person_id, row.cohort_id, week), {})
+            status = None
+            if row.kind == "reminder":
+                status = f"A reminder: {len(answered)} of {len(cohort.checklist)} answered so far this week. About a minute for the rest."
+            return checklist_message(build_checklist(program, cohort, week), answered, status=status)
+        if row.kind == "nudge":
+            behavior_key, index = parse_nudge_id(row.payload["nudge_id"])
+            choice = NudgeChoice(program.behavior(behavior_key), index, row.payload["mode"], tuple(row.payload["recent"]))
+            return nudge_message(choice, IsoWeek.parse(row.payload["week"]))
+        renderer = self.renderers.get(row.kind)
+        if renderer is None:
+            raise DeliveryError(f"deliveries of kind {row.kind!r} are not supported", permanent=True)
+        return await renderer(row)
+
+    async def _measure_lag(self, now: datetime) -> None:
+        async with self.db.session() as session:
+            oldest = await session.scalar(
+                select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+            )
+        metrics.OUTBOX_LAG.set((now - oldest).total_seconds() if oldest else 0.0)
+
+
+def _count(report: DeliveryReport, outcome: Outcome) -> None:
+    _id, status, values = outcome
+    if status == "sent":
+        if (values.get("last_error") or "").startswith("already delivered"):
+            report.verified += 1
+        else:
+            report.sent += 1
+    elif status == "pending":
+        report.retrying += 1
+    else:
+        report.failed += 1
+
+
+def _tenant(to: Recipient) -> str:
+    """The workspace/tenant part of an opaque "TENANT:ID" platform id ('' when there is none)."""
+    target = to.user_id or to.channel_id or ""
+    tenant, sep, _rest = target.partition(":")
+    return tenant if sep else ""
+
+
+async def _people(session: Any, ids: set[int]) -> dict[int, Person]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Person).where(Person.id.in_(ids)))
+    return {p.id: p for p in rows}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
