@@ -86,11 +86,14 @@ class Inbound(Protocol):
 class DeliveryError(Exception):
     """A send that did not go through. ``permanent`` ones (user gone, channel archived) are never retried."""
 
-    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None, ambiguous: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.retry_after = retry_after
+        # The request may have reached the platform (a timeout after sending): check with
+        # ChatPort.find_sent before sending again.
+        self.ambiguous = ambiguous
 
 
 class ChatPort(Protocol):

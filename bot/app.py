@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import ChatPort
+from bot.delivery import Deliverer
+from bot.ratelimit import Limits, RateLimiter
 from bot.inbound import InboundHandler
 from bot.programs import ProgramSource
 from bot.settings import Settings
@@ -19,16 +21,25 @@ class App:
     programs: ProgramSource
     inbound: InboundHandler
     chats: dict[str, ChatPort] = field(default_factory=dict)
+    deliverer: Deliverer = field(init=False)
     slack: Any = None  # adapters.slack.app.SlackAdapter when Slack is configured
+    teams: Any = None  # adapters.teams.app.TeamsAdapter when Teams is configured
+
+    def __post_init__(self) -> None:
+        self.deliverer = Deliverer(self.db, self.chats, limiter=RateLimiter(rate_limits(self.settings)))
 
     async def start(self) -> None:
         """Open what needs a running event loop (HTTP connection pools)."""
         if self.slack is not None:
             await self.slack.start()
+        if self.teams is not None:
+            await self.teams.start()
 
     async def close(self) -> None:
         if self.slack is not None:
             await self.slack.stop()
+        if self.teams is not None:
+            await self.teams.stop()
         await self.db.close()
 
 
@@ -53,7 +64,30 @@ def build(settings: Settings) -> App:
             client_secret=settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else None,
         )
         chats["slack"] = app.slack.chat
+    if settings.teams_enabled:
+        from adapters.teams.app import TeamsAdapter
+        from storage.addresses import AddressBook
+
+        app.teams = TeamsAdapter(
+            inbound,
+            AddressBook(db, "teams"),
+            app_id=settings.microsoft_app_id,
+            app_password=settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else None,
+            tenant_id=settings.microsoft_app_tenant_id,
+            app_type=settings.microsoft_app_type,
+        )
+        chats["teams"] = app.teams.chat
     return app
+
+
+def rate_limits(settings: Settings) -> Limits:
+    per_tenant = {"teams": settings.reinforce_teams_rate_per_tenant}
+    if settings.reinforce_slack_rate_per_workspace is not None:
+        per_tenant["slack"] = settings.reinforce_slack_rate_per_workspace
+    return Limits(
+        per_conversation={"slack": settings.reinforce_slack_rate_per_channel, "teams": settings.reinforce_teams_rate_per_conversation},
+        per_tenant=per_tenant,
+    )
 
 
 def configuration_report(settings: Settings) -> list[str]:
@@ -68,9 +102,11 @@ def configuration_report(settings: Settings) -> list[str]:
     if settings.slack_configured and settings.slack_app_token:
         lines.append("Slack: Socket Mode on (SLACK_APP_TOKEN): no public URL needed")
     if settings.teams_configured:
-        lines.append("Teams: credentials are set, but this version has no Teams adapter yet; Teams requests are not served")
+        lines.append(f"Teams: bot {settings.microsoft_app_id} ({settings.microsoft_app_type}); messages at /api/messages")
+    elif settings.teams_enabled:
+        lines.append("Teams: local development (REINFORCE_TEAMS_DEV): /api/messages accepts unauthenticated requests")
     else:
-        lines.append("Teams: not configured (set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD)")
+        lines.append("Teams: not configured (set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD, or REINFORCE_TEAMS_DEV=1 for local development)")
     if settings.llm_configured:
         lines.append(f"LLM: {settings.openai_base_url or 'OpenAI'} with model {settings.reinforce_llm_model}")
     else:

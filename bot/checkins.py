@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click
 from bot.delivery import Deliverer, DeliveryReport
+from nudges.coaching import FeedbackError, NudgeChoice, NudgeFeedback, nudge_message, parse_nudge_id
 from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, signal_value
 from nudges.messages import Message
 from nudges.program import Program
@@ -187,3 +188,23 @@ async def _record_valid(
         status = "recorded" if (clicks[i].platform, clicks[i].event_id) in fresh else "duplicate"
         fresh.discard((clicks[i].platform, clicks[i].event_id))
         outcomes[i] = AnswerOutcome(status, message=message)
+
+
+async def record_nudge_feedback(db: Database, program: Program, click: Click) -> AnswerOutcome:
+    """Store a member's "Useful" / "Not for me" on their nudge (the latest verdict counts) and
+    show the nudge again with that button marked."""
+    try:
+        feedback = NudgeFeedback.decode(click.value)
+    except FeedbackError as exc:
+        return AnswerOutcome("refused", reply=str(exc))
+    async with db.session() as session:
+        person = await people.by_platform_id(session, click.platform, click.user_id)
+        if person is None or await people.consent_status(session, person.id) != "accepted":
+            return AnswerOutcome("refused", reply="Nothing was recorded: you have not agreed to take part.")
+        sent = await outbox.nudge_delivery(session, person.id, feedback.nudge_id, str(feedback.week))
+        if sent is None:
+            return AnswerOutcome("refused", reply="That nudge was not sent to you.")
+        await people.save_nudge_feedback(session, person.id, feedback.nudge_id, str(feedback.week), feedback.verdict, click.at)
+    behavior_key, index = parse_nudge_id(feedback.nudge_id)
+    choice = NudgeChoice(program.behavior(behavior_key), index, sent["mode"], tuple(sent["recent"]))
+    return AnswerOutcome("recorded", message=nudge_message(choice, feedback.week, feedback=feedback.verdict))

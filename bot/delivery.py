@@ -67,6 +67,7 @@ class Deliverer:
     batch: int = 200
     renderers: dict[str, Renderer] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    _rendered: dict[tuple[Any, ...], Message] = field(default_factory=dict, repr=False)
 
     async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
         """Deliver batch after batch until nothing is due at ``clock()``."""
@@ -83,6 +84,21 @@ class Deliverer:
                 await self._measure_lag(now)
                 return report
             report.add(await self._send_batch(program, claimed, people, answers, clock))
+
+    async def drain(self, program: Program, clock: Callable[[], datetime] = None, idle: float = 0.05) -> DeliveryReport:  # type: ignore[assignment]
+        """Deliver until the outbox has nothing pending, waiting for retries as they fall due
+        (with the real clock): for a one-off fan-out; the worker's loop never ends instead."""
+        clock = clock or utc_now
+        report = DeliveryReport()
+        while True:
+            report.add(await self.deliver_due(program, clock))
+            async with self.db.session() as session:
+                next_at = await session.scalar(
+                    select(func.min(Delivery.next_attempt_at)).where(Delivery.status.in_(("pending", "sending", "verifying")), Delivery.platform.in_(list(self.chats)))
+                )
+            if next_at is None:
+                return report
+            await asyncio.sleep(max(idle, (next_at - clock()).total_seconds()))
 
     async def _send_batch(self, program: Program, claimed: list[outbox.Claimed], people: dict[int, Person], answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> DeliveryReport:
         report = DeliveryReport()
@@ -151,7 +167,8 @@ class Deliverer:
             ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (row.attempts - 1))
             delay = timedelta(seconds=self.rng.uniform(0.5, 1.0) * ceiling.total_seconds())
         metrics.RETRIES.labels(row.platform or "", "rate_limited" if exc.retry_after is not None else "transient").inc()
-        return row.id, "pending", {"next_attempt_at": now + delay, "last_error": exc.reason[:1000]}
+        status = "verifying" if exc.ambiguous or row.ambiguous else "pending"
+        return row.id, status, {"next_attempt_at": now + delay, "last_error": exc.reason[:1000]}
 
     async def _recipient(self, chat: ChatPort, row: outbox.Claimed, person: Person | None) -> Recipient:
         if row.target:
@@ -175,13 +192,19 @@ class Deliverer:
         if row.kind == "consent":
             return consent_message(program)
         if row.kind in ("checklist", "reminder"):
-            cohort = program.cohort(row.payload["cohort"])
             week = IsoWeek.parse(row.payload["week"])
             answered = answers.get((row.person_id, row.cohort_id, week), {})
-            status = None
-            if row.kind == "reminder":
-                status = f"A reminder: {len(answered)} of {len(cohort.checklist)} answered so far this week. About a minute for the rest."
-            return checklist_message(build_checklist(program, cohort, week), answered, status=status)
+            # A fan-out sends the same checklist to most members: render each variant once.
+            memo = (row.kind, row.payload["cohort"], week, tuple(sorted(answered.items())))
+            if memo not in self._rendered:
+                if len(self._rendered) > 1000:
+                    self._rendered.clear()
+                cohort = program.cohort(row.payload["cohort"])
+                status = None
+                if row.kind == "reminder":
+                    status = f"A reminder: {len(answered)} of {len(cohort.checklist)} answered so far this week. About a minute for the rest."
+                self._rendered[memo] = checklist_message(build_checklist(program, cohort, week), answered, status=status)
+            return self._rendered[memo]
         if row.kind == "nudge":
             behavior_key, index = parse_nudge_id(row.payload["nudge_id"])
             choice = NudgeChoice(program.behavior(behavior_key), index, row.payload["mode"], tuple(row.payload["recent"]))
@@ -206,7 +229,7 @@ def _count(report: DeliveryReport, outcome: Outcome) -> None:
             report.verified += 1
         else:
             report.sent += 1
-    elif status == "pending":
+    elif status in ("pending", "verifying"):
         report.retrying += 1
     else:
         report.failed += 1

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCommand
-from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers
+from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, record_nudge_feedback
 from bot.digests import cohort_digest
 from bot.home import home_view
 from bot.programs import ProgramSource
@@ -97,6 +97,9 @@ class InboundHandler:
     async def click(self, click: Click) -> Reply:
         if click.value in (ACCEPT, DECLINE):
             return await self._consent(click)
+        if click.value.startswith("nudge|"):
+            outcome = await record_nudge_feedback(self.db, await self.programs.get(), click)
+            return Reply(update=outcome.message, text=outcome.reply)
         if click.value.startswith("cmd|"):
             return await self.command(TextCommand(click.platform, click.user_id, click.value.removeprefix("cmd|"), click.at))
         try:

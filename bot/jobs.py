@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -52,16 +53,20 @@ async def tick(db: Database, program: Program, now: datetime) -> TickReport:
             cohort_id = await session.scalar(select(Cohort.id).where(Cohort.key == spec.key))
             if cohort_id is None:
                 continue
-            await _members(session, program, spec, cohort_id, now, report)
-            await _digest(session, spec, cohort_id, now, report)
+            rows = await _members(session, program, spec, cohort_id, now)
+            rows += _digest(spec, cohort_id, now)
+            for kind in await outbox.enqueue_many(session, rows):
+                report.queued[kind] = report.queued.get(kind, 0) + 1
     return report
 
 
-async def _members(session: AsyncSession, program: Program, spec: CohortSpec, cohort_id: int, now: datetime, report: TickReport) -> None:
+async def _members(session: AsyncSession, program: Program, spec: CohortSpec, cohort_id: int, now: datetime) -> list[dict[str, Any]]:
+    """The member deliveries due at ``now`` (outbox rows, not yet inserted)."""
     members = await people.reachable_participants(session, cohort_id)
     weeks = {IsoWeek.of(now.astimezone(ZoneInfo(p.timezone))) for p, _c, _j in members}
     if not any(spec.is_running(w) for w in weeks):
-        return
+        return []
+    rows: list[dict[str, Any]] = []
     sent = await outbox.touches(session, cohort_id, [str(w) for w in weeks])
     states = await checkins.week_states(session, cohort_id, weeks)
     rules = rules_of(spec)
@@ -72,7 +77,7 @@ async def _members(session: AsyncSession, program: Program, spec: CohortSpec, co
             continue
         if consent is None:
             await people.set_consent(session, person.id, "pending", now)
-            await _queue(session, report, key=f"consent:{person.id}", kind="consent", period="once", due_at=now, person=person, cohort_id=cohort_id)
+            rows.append(_row(key=f"consent:{person.id}", kind="consent", period="once", due_at=now, person=person, cohort_id=cohort_id))
             continue
         if consent != "accepted":
             continue
@@ -88,15 +93,16 @@ async def _members(session: AsyncSession, program: Program, spec: CohortSpec, co
             if due.kind == "nudge":
                 nudges.append((person, due))
                 continue
-            await _queue(
-                session, report, key=f"{due.kind}:{person.id}:{spec.key}:{due.period}", kind=due.kind, period=due.period,
+            rows.append(_row(
+                key=f"{due.kind}:{person.id}:{spec.key}:{due.period}", kind=due.kind, period=due.period,
                 due_at=due.due_at, person=person, cohort_id=cohort_id, payload={"cohort": spec.key, "week": str(due.week)},
-            )
+            ))
     if nudges:
-        await _nudges(session, program, spec, cohort_id, nudges, report)
+        rows += await _nudges(session, program, spec, cohort_id, nudges)
+    return rows
 
 
-async def _nudges(session: AsyncSession, program: Program, spec: CohortSpec, cohort_id: int, due: list[tuple[Person, Due]], report: TickReport) -> None:
+async def _nudges(session: AsyncSession, program: Program, spec: CohortSpec, cohort_id: int, due: list[tuple[Person, Due]]) -> list[dict[str, Any]]:
     """Pick each member's coaching nudge from their own recent answers, and queue it."""
     ids = [person.id for person, _d in due]
     earliest = min(d.week for _p, d in due) + -NUDGE_LOOKBACK_WEEKS
@@ -104,6 +110,7 @@ async def _nudges(session: AsyncSession, program: Program, spec: CohortSpec, coh
     history = await outbox.nudges_sent(session, ids)
     rejected = await people.not_for_me_counts(session, ids)
     behaviors = [program.behavior(key) for key in spec.checklist]
+    rows = []
     for person, d in due:
         # Seeded by member and week: two schedulers racing on the same tick pick the same nudge.
         rng = random.Random(f"{person.id}:{d.week}")
@@ -111,35 +118,33 @@ async def _nudges(session: AsyncSession, program: Program, spec: CohortSpec, coh
         choice = choose_nudge(behaviors, signals.get(person.id, {}), d.week, rng, sent=sent, not_for_me=rejected.get(person.id))
         if choice is None:
             continue  # no answers yet, or every nudge was used recently: nothing honest to say
-        await _queue(
-            session, report, key=f"nudge:{person.id}:{spec.key}:{d.period}", kind="nudge", period=d.period, due_at=d.due_at,
+        rows.append(_row(
+            key=f"nudge:{person.id}:{spec.key}:{d.period}", kind="nudge", period=d.period, due_at=d.due_at,
             person=person, cohort_id=cohort_id,
             payload={"cohort": spec.key, "week": str(d.week), "nudge_id": choice.nudge_id, "mode": choice.mode, "recent": list(choice.recent)},
-        )
+        ))
+    return rows
 
 
-async def _digest(session: AsyncSession, spec: CohortSpec, cohort_id: int, now: datetime, report: TickReport) -> None:
+def _digest(spec: CohortSpec, cohort_id: int, now: datetime) -> list[dict[str, Any]]:
     channel = spec.sponsor_channel
-    if channel is None:
-        return
-    due = digest_due(spec, channel.timezone, now)
-    if due is None:
-        return
-    await _queue(
-        session, report, key=f"digest:{spec.key}:{due.period}", kind="digest", period=due.period, due_at=due.due_at,
+    due = digest_due(spec, channel.timezone, now) if channel is not None else None
+    if channel is None or due is None:
+        return []
+    return [_row(
+        key=f"digest:{spec.key}:{due.period}", kind="digest", period=due.period, due_at=due.due_at,
         cohort_id=cohort_id, platform=channel.platform, target=channel.id, payload={"cohort": spec.key, "week": str(due.week)},
-    )
+    )]
 
 
-async def _queue(
-    session: AsyncSession, report: TickReport, *, key: str, kind: str, period: str, due_at: datetime, cohort_id: int,
-    person: Person | None = None, platform: str | None = None, target: str | None = None, payload: dict | None = None,
-) -> None:
-    added = await outbox.enqueue(
-        session, key=key, kind=kind, period=period, due_at=due_at, person_id=person.id if person else None,
-        cohort_id=cohort_id, platform=platform or (person.platform if person else None), target=target, payload=payload,
-    )
-    if added:
-        report.queued[kind] = report.queued.get(kind, 0) + 1
+def _row(
+    *, key: str, kind: str, period: str, due_at: datetime, cohort_id: int,
+    person: Person | None = None, platform: str | None = None, target: str | None = None, payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "idempotency_key": key, "kind": kind, "period": period, "due_at": due_at, "cohort_id": cohort_id,
+        "person_id": person.id if person else None, "platform": platform or (person.platform if person else None),
+        "target": target, "payload": payload or {},
+    }
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from adapters.base import ChatPort, DeliveryError
 from nudges.program import Program, ProgramError
-from storage import audit
+from storage import audit, people
 from storage.db import Database
 from storage.models import Cohort, Membership, Person, ProgramVersion
 from storage.programs import SavedProgram, current_program, save_program
@@ -79,6 +79,7 @@ async def describe_program(db: Database) -> str:
                 )
             ).all()
         )
+        verdicts = await people.nudge_verdicts(session)
     lines = [
         f"{program.program} (version {version.id}, loaded {version.loaded_at:%Y-%m-%d %H:%M} UTC from {version.source})",
         f"min group size {program.min_group_size}; admins: {', '.join(program.admins) or 'none'}",
@@ -91,6 +92,11 @@ async def describe_program(db: Database) -> str:
         plan = f", plan: {c.plan.method} on {c.plan.primary_behavior} from {c.plan.first_analysis}" if c.plan else ""
         lines.append(f"  {c.key} — {c.name}: starts {c.starts}, {c.weeks} weeks, {counts.get(c.key, 0)} members{comparison}{plan}")
         lines.append(f"    checklist: {', '.join(c.checklist)}")
+    if verdicts:
+        # Counts only: which nudges members find useful, never who said what.
+        lines.append("nudge feedback (useful / not for me):")
+        for nudge_id, counts in sorted(verdicts.items()):
+            lines.append(f"  {nudge_id}: {counts.get('useful', 0)} / {counts.get('not_for_me', 0)}")
     return "\n".join(lines)
 
 

@@ -1,8 +1,8 @@
 """Pacing sends to what each platform allows, per conversation and per workspace/tenant.
 
 Written by hand because the limits are keyed by target (thousands of DM channels, a few
-tenants) and must be awaited inside the delivery loop; the token bucket is a few lines,
-and no library in the stack (slack_sdk retries *after* a 429, it does not pace before).
+tenants) and must be awaited inside the delivery loop; GCRA is a few lines, and no
+library in the stack paces before sending (slack_sdk retries *after* a 429).
 """
 
 from __future__ import annotations
@@ -12,27 +12,35 @@ import time
 from dataclasses import dataclass, field
 
 
+TENANT_HEADROOM = 0.95
+
+
 @dataclass
-class TokenBucket:
-    """``rate`` sends per second on average, bursts of up to ``burst``."""
+class Schedule:
+    """GCRA pacing for one key: ``rate`` sends per second, bursts of up to ``burst``.
+
+    Each send reserves the next free slot (the "theoretical arrival time"), so waiting
+    senders are served in order and each sleeps exactly until its own slot: no herd of
+    waiters polling for a token.
+    """
 
     rate: float
     burst: float = 1.0
-    tokens: float = field(default=-1.0)
-    stamp: float = field(default_factory=time.monotonic)
+    tat: float = float("-inf")
 
-    def __post_init__(self) -> None:
-        if self.tokens < 0:
-            self.tokens = self.burst
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.rate
 
-    def wait_time(self, now: float) -> float:
-        """Take a token if there is one (0.0), or say how long until there is."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+    @property
+    def tolerance(self) -> float:
+        return (self.burst - 1) * self.interval
+
+    def earliest(self, now: float) -> float:
+        return max(now, self.tat - self.tolerance)
+
+    def reserve(self, at: float) -> None:
+        self.tat = max(self.tat, at) + self.interval
 
 
 @dataclass(frozen=True)
@@ -51,41 +59,42 @@ class RateLimiter:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
-        self._paused_until: dict[tuple[str, str], float] = {}
-        self._lock = asyncio.Lock()
+        self._schedules: dict[tuple[str, str], Schedule] = {}
 
     async def acquire(self, platform: str, tenant: str, conversation: str) -> None:
         """Wait until one more send to ``conversation`` (in ``tenant``) is allowed."""
-        keys = []
+        schedules = []
         if (rate := self.limits.per_tenant.get(platform)) is not None:
-            keys.append((("tenant", f"{platform}:{tenant}"), rate, max(1.0, rate)))
+            # Platforms count in sliding windows, and requests reach them with some jitter:
+            # pacing exactly at the limit still draws 429s, each costing a second's pause.
+            # A little under it, with a small burst, does not.
+            paced = rate * TENANT_HEADROOM
+            schedules.append(self._schedule(("tenant", f"{platform}:{tenant}"), paced, max(1.0, paced / 20)))
+        elif (paused := self._schedules.get(("tenant", f"{platform}:{tenant}"))) is not None:
+            schedules.append(paused)  # no configured limit, but a 429 asked for a pause
         if (rate := self.limits.per_conversation.get(platform)) is not None:
-            keys.append((("conversation", f"{platform}:{conversation}"), rate, 1.0))
-        while True:
-            async with self._lock:
-                now = time.monotonic()
-                pause = max((self._paused_until.get(k, 0.0) - now for k, _r, _b in keys), default=0.0)
-                if pause <= 0:
-                    waits = [self._bucket(k, r, b).wait_time(now) for k, r, b in keys]
-                    pause = max(waits, default=0.0)
-                    if pause <= 0:
-                        return
-                    # Give back the tokens taken from buckets that had one; retry later.
-                    for (k, _r, _b), w in zip(keys, waits, strict=True):
-                        if w == 0.0:
-                            self._buckets[k].tokens += 1
-            await asyncio.sleep(pause)
+            schedules.append(self._schedule(("conversation", f"{platform}:{conversation}"), rate, 1.0))
+        if not schedules:
+            return
+        now = time.monotonic()
+        # No await between reading and reserving: the reservation is atomic on the loop.
+        start = max(s.earliest(now) for s in schedules)
+        for schedule in schedules:
+            schedule.reserve(start)
+        if start > now:
+            await asyncio.sleep(start - now)
 
     def pause(self, platform: str, tenant: str, seconds: float) -> None:
-        """A 429 said Retry-After: hold every send to that workspace/tenant until then."""
+        """A 429 said Retry-After: hold every later send to that workspace/tenant until then."""
         key = ("tenant", f"{platform}:{tenant}")
-        self._paused_until[key] = max(self._paused_until.get(key, 0.0), time.monotonic() + seconds)
+        schedule = self._schedules.get(key) or self._schedule(key, 1e9, 1.0)
+        schedule.tat = max(schedule.tat, time.monotonic() + seconds + schedule.tolerance)
 
-    def _bucket(self, key: tuple[str, str], rate: float, burst: float) -> TokenBucket:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) > 50_000:  # forget idle conversations in very long runs
-                self._buckets.clear()
-            bucket = self._buckets[key] = TokenBucket(rate, burst)
-        return bucket
+    def _schedule(self, key: tuple[str, str], rate: float, burst: float) -> Schedule:
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            if len(self._schedules) > 50_000:  # forget idle conversations in very long runs
+                now = time.monotonic()
+                self._schedules = {k: v for k, v in self._schedules.items() if v.tat > now}
+            schedule = self._schedules[key] = Schedule(rate, burst)
+        return schedule

@@ -55,11 +55,23 @@ class Settings(BaseSettings):
     microsoft_app_tenant_id: str | None = None
     microsoft_app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
 
+    reinforce_teams_dev: bool = False  # serve /api/messages unauthenticated, for local development only
+
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     reinforce_llm_model: str = "gpt-4o-mini"
+    reinforce_llm_timeout: float = Field(default=30.0, gt=0, le=600)
+    reinforce_llm_max_retries: int = Field(default=2, ge=0, le=10)
+    reinforce_scenarios: str | None = None  # scenario file; default: examples/scenarios.yaml
 
     reinforce_pseudonym_key: SecretStr | None = None
+    reinforce_retention_days: int = Field(default=400, ge=1, le=3650)
+
+    # Sends per second the delivery engine allows itself (the platforms' published limits).
+    reinforce_slack_rate_per_channel: float = Field(default=1.0, gt=0)
+    reinforce_slack_rate_per_workspace: float | None = Field(default=None, gt=0)
+    reinforce_teams_rate_per_conversation: float = Field(default=7.0, gt=0)
+    reinforce_teams_rate_per_tenant: float = Field(default=30.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -112,6 +124,11 @@ class Settings(BaseSettings):
         return bool(self.microsoft_app_id)
 
     @property
+    def teams_enabled(self) -> bool:
+        """Teams is served: with credentials, or unauthenticated for local development."""
+        return self.teams_configured or self.reinforce_teams_dev
+
+    @property
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
 
@@ -133,8 +150,12 @@ def _describe(err: Any) -> str:
         return f"{cause.variable}: {cause}"
     field = str(err["loc"][0]) if err["loc"] else ""
     problem = err["msg"].removeprefix("Value error, ")
-    if err["type"] in ("int_parsing", "greater_than_equal", "less_than_equal"):
+    if field == "port" and err["type"] in ("int_parsing", "greater_than_equal", "less_than_equal"):
         problem = "must be a whole number between 1 and 65535"
+    elif err["type"] in ("int_parsing", "float_parsing"):
+        problem = "must be a number"
+    elif err["type"] == "bool_parsing":
+        problem = "must be true or false (1 or 0)"
     elif err["type"] == "literal_error":
         problem = "must be one of " + err["ctx"]["expected"]
     if field not in _SECRET_FIELDS and isinstance(err.get("input"), str):

@@ -40,6 +40,8 @@ def make_web_app(app: App) -> web.Application:
         if app.slack.app.oauth_flow is not None:
             web_app.router.add_get("/slack/install", app.slack.handle)
             web_app.router.add_get("/slack/oauth_redirect", app.slack.handle)
+    if app.teams is not None:
+        web_app.router.add_post("/api/messages", app.teams.handle)
 
     async def start(_web_app: web.Application) -> None:
         await app.start()

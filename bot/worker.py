@@ -1,53 +1,73 @@
-"""The worker process: an APScheduler loop that delivers the outbox."""
+"""The worker process: APScheduler runs the tick every minute, and the delivery loop runs
+continuously beside it. Both are safe to run in several processes at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import App
-from bot.checkins import deliver_outbox
-from bot.programs import program_in_force
+from bot.delivery import utc_now
+from bot.jobs import tick
 from nudges.program import ProgramError
 
 log = logging.getLogger(__name__)
-DELIVERY_INTERVAL_SECONDS = 30
+TICK_SECONDS = 60
+IDLE_POLL_SECONDS = 2.0
 
 
-async def deliver_job(app: App) -> None:
-    """Deliver whatever is due (the start-up report already said if no platform is configured)."""
-    if not app.chats:
-        log.debug("no chat platform is configured: queued messages stay queued")
-        return
+async def tick_job(app: App) -> None:
+    """Queue what is due now; a missing program is reported, not fatal."""
     try:
-        program = await program_in_force(app.db)
+        program = await app.programs.get()
     except ProgramError as exc:
-        log.info("%s", exc)
+        log.warning("%s", exc)
         return
-    report = await deliver_outbox(app.db, program, app.chats, datetime.now(UTC))
-    if report.sent or report.failed or report.retrying:
-        log.info("delivered %d, retrying %d, failed %d", report.sent, report.retrying, report.failed)
+    report = await tick(app.db, program, utc_now())
+    if report.total():
+        log.info("tick queued %s", ", ".join(f"{n} {kind}" for kind, n in sorted(report.queued.items())))
 
 
-async def run_worker(app: App) -> None:
-    """Run until SIGINT/SIGTERM. Jobs are idempotent, so two workers never double-send."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
-    scheduler.add_job(deliver_job, "interval", seconds=DELIVERY_INTERVAL_SECONDS, args=[app], next_run_time=datetime.now(UTC),
-                      max_instances=1, coalesce=True, id="deliver")
-    stop = asyncio.Event()
+async def delivery_loop(app: App, stop: asyncio.Event, idle_poll: float = IDLE_POLL_SECONDS) -> None:
+    """Deliver whatever is due, then look again; waits ``idle_poll`` seconds only when idle."""
+    while not stop.is_set():
+        try:
+            program = await app.programs.get()
+            report = await app.deliverer.deliver_due(program, utc_now)
+        except ProgramError:
+            report = None
+        except Exception:  # keep delivering: the outbox keeps the work, the error is logged and counted
+            log.exception("delivery loop failed; trying again shortly")
+            report = None
+        if report and (report.sent or report.failed or report.retrying or report.verified):
+            log.info("delivered %d, verified %d, retrying %d, failed %d", report.sent, report.verified, report.retrying, report.failed)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), idle_poll)
+
+
+async def run_worker(app: App, stop: asyncio.Event | None = None, tick_seconds: float = TICK_SECONDS) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set). Ticks only insert under unique keys and
+    deliveries are leased, so two workers never send the same message twice."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(tick_job, "interval", seconds=tick_seconds, args=[app], next_run_time=utc_now(), max_instances=1, coalesce=True, id="tick")
     scheduler.start()
-    log.info("worker started: delivering every %d s", DELIVERY_INTERVAL_SECONDS)
+    delivering = asyncio.create_task(delivery_loop(app, stop)) if app.chats else None
+    log.info("worker started: tick every %d s, delivery %s", tick_seconds, "running" if delivering else "off (no chat platform configured)")
     try:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        if delivering is not None:
+            await delivering
         await app.close()
         log.info("worker stopped")

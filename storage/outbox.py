@@ -41,6 +41,18 @@ async def enqueue(
     return (await session.execute(stmt)).first() is not None
 
 
+async def enqueue_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Insert many deliveries (dicts of Delivery columns, ``idempotency_key`` included) in one
+    statement, skipping keys that exist; returns the kinds of the rows this call added."""
+    if not rows:
+        return []
+    table = Delivery.__table__
+    stmt = insert(session, table).on_conflict_do_nothing(index_elements=[table.c.idempotency_key]).returning(table.c.kind)
+    defaults = {"payload": {}, "status": "pending", "attempts": 0, "person_id": None, "cohort_id": None, "platform": None, "target": None}
+    result = await session.execute(stmt, [{**defaults, **row, "next_attempt_at": row["due_at"]} for row in rows])
+    return list(result.scalars().all())
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A delivery leased to this worker. ``ambiguous`` when an earlier worker's lease on it
@@ -105,9 +117,10 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, plat
 
 async def mark_many(session: AsyncSession, outcomes: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
     """Record many outcomes at once: (delivery id, status, values) with status sent, pending
-    (a retry; values carry next_attempt_at) or failed. One executemany per status."""
+    (a retry; values carry next_attempt_at), verifying (a retry that must first ask the
+    platform whether the last attempt arrived) or failed. One executemany per status."""
     table = Delivery.__table__
-    for status in ("sent", "pending", "failed"):
+    for status in ("sent", "pending", "verifying", "failed"):
         rows = [{"b_id": i, "b_status": status, **{f"b_{k}": v for k, v in values.items()}} for i, st, values in outcomes if st == status]
         if not rows:
             continue
@@ -168,3 +181,11 @@ async def nudges_sent(session: AsyncSession, person_ids: Collection[int]) -> dic
         if payload and payload.get("nudge_id"):
             found.setdefault(person_id, []).append((payload["nudge_id"], period))
     return found
+
+
+async def nudge_delivery(session: AsyncSession, person_id: int, nudge_id: str, period: str) -> dict[str, Any] | None:
+    """The payload of the nudge queued for this person in this week, if it is that nudge."""
+    payload = await session.scalar(
+        select(Delivery.payload).where(Delivery.kind == "nudge", Delivery.person_id == person_id, Delivery.period == period)
+    )
+    return payload if payload and payload.get("nudge_id") == nudge_id else None

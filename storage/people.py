@@ -133,3 +133,21 @@ async def not_for_me_counts(session: AsyncSession, person_ids: Iterable[int]) ->
     for person_id, nudge, count in rows:
         found.setdefault(person_id, {})[nudge] = count
     return found
+
+
+async def save_nudge_feedback(session: AsyncSession, person_id: int, nudge_id: str, week: str, verdict: str, now: datetime) -> None:
+    stmt = insert(session, NudgeFeedback).values(person_id=person_id, nudge_id=nudge_id, week=week, verdict=verdict, at=now)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[NudgeFeedback.person_id, NudgeFeedback.nudge_id, NudgeFeedback.week], set_={"verdict": verdict, "at": now}
+        )
+    )
+
+
+async def nudge_verdicts(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """nudge id -> verdict -> how many members gave it: the program owner's view of what works."""
+    rows = await session.execute(select(NudgeFeedback.nudge_id, NudgeFeedback.verdict, func.count()).group_by(NudgeFeedback.nudge_id, NudgeFeedback.verdict))
+    found: dict[str, dict[str, int]] = {}
+    for nudge, verdict, count in rows:
+        found.setdefault(nudge, {})[verdict] = count
+    return found

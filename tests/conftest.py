@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -33,12 +34,9 @@ def _postgres_base() -> tuple[str | None, str | None]:
 PG_URL, PG_SKIP_REASON = _postgres_base()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a fresh SQLite file, or a fresh schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
+@contextmanager
+def _postgres_schema() -> Iterator[str]:
+    """A URL whose connections use a fresh, private schema on the PostgreSQL server."""
     if PG_URL is None:
         pytest.skip(PG_SKIP_REASON)
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -51,6 +49,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a fresh SQLite file, or a fresh schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    with _postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+async def pg(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Database, str]]:
+    """A migrated PostgreSQL database and its URL, for what only PostgreSQL does."""
+    with _postgres_schema() as url:
+        upgrade(url)
+        database = Database(url)
+        yield database, url
+        await database.close()
 
 
 @pytest.fixture

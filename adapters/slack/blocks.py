@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -36,8 +37,13 @@ def _plain(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": _clip(text, limit) or " ", "emoji": True}
 
 
+@functools.lru_cache(maxsize=512)
 def to_blocks(message: Message) -> list[dict[str, Any]]:
-    """Block Kit blocks for a message; never more than Slack's 50."""
+    """Block Kit blocks for a message; never more than Slack's 50.
+
+    Cached: a weekly fan-out sends the same checklist to thousands of members, and messages
+    are immutable. Callers must not modify the returned list.
+    """
     blocks: list[dict[str, Any]] = []
     for block in message.blocks:
         if isinstance(block, Header):

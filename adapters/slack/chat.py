@@ -51,7 +51,7 @@ def split_member_id(value: str) -> tuple[str, str]:
     return team, user
 
 
-def make_client(base_url: str, token: str | None = None, retries: int = 1) -> AsyncWebClient:
+def make_client(base_url: str, token: str | None = None, retries: int = 1, timeout: int = 10) -> AsyncWebClient:
     """A Web API client with slack_sdk's own retry handlers (429 Retry-After, 5xx, connection).
 
     They cover short blips within one send; longer outages go back to the outbox, which
@@ -60,7 +60,7 @@ def make_client(base_url: str, token: str | None = None, retries: int = 1) -> As
     return AsyncWebClient(
         token=token,
         base_url=base_url,
-        timeout=10,
+        timeout=timeout,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=retries),
             AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
@@ -132,7 +132,7 @@ class SlackChat:
         return None
 
     async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:
-        team, channel, token = await self._where(to)
+        team, channel, token = await self._where(to, open_dm=False)
         extra: dict[str, Any] = {}
         if key is not None:
             # Slack keeps message metadata with the message; find_sent looks for it.
@@ -152,12 +152,16 @@ class SlackChat:
                 return {"team": team, "channel": channel, "ts": message["ts"]}
         return None
 
-    async def _where(self, to: Recipient) -> tuple[str, str, str]:
-        """(team, channel, token) for a recipient: a member's DM, or a channel."""
+    async def _where(self, to: Recipient, open_dm: bool = True) -> tuple[str, str, str]:
+        """(team, channel, token) for a recipient: a member's DM, or a channel.
+
+        chat.postMessage accepts a user id and posts to the app's DM with them, which saves
+        a conversations.open per member in a fan-out; reading history needs the DM's id.
+        """
         if to.user_id:
             team, user = split_member_id(to.user_id)
             token = await self.tokens.for_team(team)
-            return team, await self._dm_channel(user, token), token
+            return team, await self._dm_channel(user, token) if open_dm else user, token
         if to.channel_id:
             team, _, channel = to.channel_id.rpartition(":")
             token = await self.tokens.for_team(team) if team else (await self.tokens.all() or [""])[0]
@@ -187,5 +191,7 @@ class SlackChat:
                 retry_after = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
                 raise DeliveryError(f"ratelimited (retry after {retry_after:g} s)", retry_after=retry_after) from None
             raise DeliveryError(f"{error or 'http ' + str(status)}", permanent=error in PERMANENT_ERRORS) from None
-        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
-            raise DeliveryError(f"Slack did not answer ({exc.__class__.__name__})") from None
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
+            raise DeliveryError(f"Slack is unreachable ({exc.__class__.__name__})") from None
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:  # may have been sent
+            raise DeliveryError(f"Slack did not answer ({exc.__class__.__name__})", ambiguous=True) from None

@@ -119,7 +119,9 @@ async def test_checklist_dm_is_block_kit_with_week_and_buttons(rig: Rig) -> None
     assert "3 questions, about a minute" in json.dumps(params["blocks"])
     labels = [e["text"]["text"] for b in params["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert labels[-4:] == ["Add a note", "Snooze 2 h", "Tomorrow", "Skip this week"]
-    assert [c.params["users"] for c in rig.fake.called("conversations.open")].count(user) == 1
+    # Posted to the user id (the app's DM with them): no conversations.open per member.
+    assert rig.fake.called("conversations.open") == []
+    assert [c.params["channel"] for c in rig.fake.called("chat.postMessage")].count(user) == 1
 
 
 async def test_a_click_is_stored_and_the_message_updated_in_place(rig: Rig) -> None:

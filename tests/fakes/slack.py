@@ -6,10 +6,13 @@ The fake answers the Web API methods Reinforce calls with Slack's wire format (`
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import json
+import math
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +37,9 @@ class Failure:
     error: str | None = None
     retry_after: int | None = None
     times: int = 1
+    # With ``hang``, the call succeeds (a message is stored) but the answer comes this many
+    # seconds late: past a client timeout, the client cannot know the message arrived.
+    hang: float | None = None
 
 
 @dataclass
@@ -45,14 +51,28 @@ class FakeSlack:
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (channel, ts) -> params
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     oauth_teams: list[tuple[str, str]] = field(default_factory=list)  # (team id, bot token) handed out by oauth.v2.access
+    # Random faults on chat.postMessage: probability of each of "503", "429", "hang".
+    chaos: dict[str, float] = field(default_factory=dict)
+    chaos_hang: float = 1.0
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    # Enforced rate limit on chat.postMessage for the whole workspace: (messages, per seconds).
+    rate_limit: tuple[int, float] | None = None
+    _window: list[float] = field(default_factory=list)  # token bucket state: [tokens, stamp]
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     url: str = ""
 
     def add_user(self, email: str, team: str, user: str) -> None:
         self.users[email] = (team, user)
 
-    def fail(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None, times: int = 1) -> None:
-        self.failures.setdefault(method, []).append(Failure(status, error, retry_after, times))
+    def fail(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None, times: int = 1, hang: float | None = None) -> None:
+        self.failures.setdefault(method, []).append(Failure(status, error, retry_after, times, hang))
+
+    def delivered(self) -> dict[str, int]:
+        """channel -> how many messages were posted to it."""
+        counts: dict[str, int] = {}
+        for channel, _ts in self.messages:
+            counts[channel] = counts.get(channel, 0) + 1
+        return counts
 
     def called(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -64,25 +84,61 @@ class FakeSlack:
             params.update(await request.json())
         elif request.can_read_body:
             params.update(dict(await request.post()))
-        for key in ("blocks", "view"):
+        for key in ("blocks", "view", "metadata"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
         self.calls.append(Call(method, params, token))
+        failure = self._next_failure(method)
+        if failure is not None and failure.hang is None:
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            body = {"ok": False, "error": failure.error or ("ratelimited" if failure.status == 429 else "internal_error")}
+            return web.json_response(body, status=failure.status, headers=headers)
+        if method == "chat.postMessage" and self.rate_limit is not None:
+            limited = self._over_limit()
+            if limited is not None:
+                return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(limited)})
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        body = {"ok": True, **handler(params, token)}
+        if failure is not None and failure.hang:
+            await asyncio.sleep(failure.hang)
+        return web.json_response(body)
+
+    def _next_failure(self, method: str) -> Failure | None:
         queued = self.failures.get(method)
         if queued:
             failure = queued[0]
             failure.times -= 1
             if failure.times <= 0:
                 queued.pop(0)
-            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
-            body = {"ok": False, "error": failure.error or ("ratelimited" if failure.status == 429 else "internal_error")}
-            return web.json_response(body, status=failure.status, headers=headers)
-        handler = getattr(self, "_" + method.replace(".", "_"), None)
-        if handler is None:
-            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
-        return web.json_response({"ok": True, **handler(params, token)})
+            return failure
+        if method == "chat.postMessage" and self.chaos:
+            roll = self.rng.random()
+            for kind, p in self.chaos.items():
+                if roll < p:
+                    return {"503": Failure(503), "429": Failure(429, retry_after=1), "hang": Failure(hang=self.chaos_hang)}[kind]
+                roll -= p
+        return None
+
+    def _over_limit(self) -> int | None:
+        """Whole seconds to wait when the workspace's message budget is spent: a token bucket
+        of ``count`` per ``per`` seconds with a tenth of that as burst, as platforms that
+        "allow short bursts" behave."""
+        count, per = self.rate_limit  # type: ignore[misc]
+        rate, burst = count / per, max(1.0, count / 10)
+        now = time.monotonic()
+        if not self._window:
+            self._window = [burst, now]
+        tokens, stamp = self._window
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        if tokens < 1:
+            self._window = [tokens, now]
+            return max(1, math.ceil((1 - tokens) / rate))
+        self._window = [tokens - 1, now]
+        return None
 
     def _auth_test(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         return {"team_id": "T0001", "user_id": "UBOT", "bot_id": "BBOT", "team": "Fake", "url": "https://fake.slack/"}
@@ -97,8 +153,16 @@ class FakeSlack:
     def _conversations_open(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         return {"channel": {"id": "D" + str(params["users"])}}
 
+    def _conversations_history(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        channel = str(params["channel"])
+        found = [{"ts": ts, "text": m.get("text"), **({"metadata": m["metadata"]} if m.get("metadata") else {})} for (ch, ts), m in self.messages.items() if ch == channel]
+        found.sort(key=lambda m: m["ts"], reverse=True)
+        return {"messages": found[: int(params.get("limit", 100))], "has_more": False}
+
     def _chat_postMessage(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         channel = str(params["channel"])
+        if channel.startswith("U"):  # a user id: Slack posts to the app's DM with them
+            channel = "D" + channel
         ts = f"{1767600000 + next(self._ts)}.000100"
         self.messages[(channel, ts)] = params
         return {"channel": channel, "ts": ts, "message": {"text": params.get("text")}}
@@ -185,10 +249,8 @@ def block_action(team: str, user: str, channel: str, ts: str, value: str, *, act
     }
 
 
-async def _serve_forever(port: int) -> None:
-    import asyncio
-
-    fake = FakeSlack()
+async def _serve_forever(port: int, rate: tuple[int, float] | None = None) -> None:
+    fake = FakeSlack(rate_limit=rate)
     app = web.Application(middlewares=[_errors])
     app.router.add_route("*", "/api/{method}", fake._handle)
     # Benchmarks send many thousands of calls; keep only the last ones.
@@ -207,8 +269,8 @@ class _Bounded(list):  # type: ignore[type-arg]
         super().append(item)
 
 
-if __name__ == "__main__":  # python -m tests.fakes.slack PORT: a fake for benchmarks and manual runs
-    import asyncio
+if __name__ == "__main__":  # python -m tests.fakes.slack PORT [MESSAGES_PER_SECOND]: for benchmarks
     import sys
 
-    asyncio.run(_serve_forever(int(sys.argv[1])))
+    limit = (int(sys.argv[2]), 1.0) if len(sys.argv) > 2 else None
+    asyncio.run(_serve_forever(int(sys.argv[1]), limit))

@@ -1,0 +1,1 @@
+"""Microsoft Teams: botbuilder's CloudAdapter behind the neutral ports of adapters.base."""

@@ -1,0 +1,160 @@
+"""Fan-out benchmark: the weekly checklist to N members through the delivery engine.
+
+A fake Slack Web API runs in its own process. The engine (outbox claims, rendering, the
+real slack_sdk client, marking rows sent) is compared with the floor: the same number of
+bare ``chat_postMessage`` calls with the same payload, client and concurrency. Then the
+fake enforces a workspace rate limit and the total time is compared with the theoretical
+minimum (messages / limit), once with the engine paced to the limit and once relying on
+429 Retry-After alone.
+
+    .venv/bin/python bench/fanout.py [--members 10000] [--concurrency 32] [--limit 1000] [--database sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)
+
+from adapters.slack.blocks import fallback_text, to_blocks  # noqa: E402
+from adapters.slack.chat import SingleWorkspace, SlackChat, make_client  # noqa: E402
+from bot.delivery import Deliverer  # noqa: E402
+from bot.jobs import tick  # noqa: E402
+from bot.ratelimit import Limits, RateLimiter  # noqa: E402
+from nudges.checklist import build_checklist, checklist_message  # noqa: E402
+from nudges.weeks import IsoWeek  # noqa: E402
+from storage.db import Database, upgrade  # noqa: E402
+from tests.seed import seed_slack_members  # noqa: E402
+
+MONDAY = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+PG = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_fake(rate: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    args = [sys.executable, "-m", "tests.fakes.slack", str(port), *([str(rate)] if rate else [])]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            _r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return proc, f"http://127.0.0.1:{port}/api/"
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("the fake Slack did not start")
+
+
+async def fresh_database(kind: str) -> tuple[str, object]:
+    if kind == "sqlite":
+        return f"sqlite:///{tempfile.mkdtemp(prefix='reinforce-fanout-')}/fanout.db", None
+    schema = f"fanout_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{PG}?options=-csearch_path%3D{schema}", schema
+
+
+def drop(schema: object) -> None:
+    if schema:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def engine_run(kind: str, members: int, concurrency: int, api_url: str, limits: Limits) -> tuple[float, float, int]:
+    """Seconds and CPU seconds for the engine to deliver ``members`` checklists; and messages sent."""
+    url, schema = await fresh_database(kind)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        db = Database(url)
+        program = await seed_slack_members(db, members)
+        await tick(db, program, MONDAY)
+        chat = SlackChat(make_client(api_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
+        chat.client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+        deliverer = Deliverer(db, {"slack": chat}, limiter=RateLimiter(limits), concurrency=concurrency)
+        wall, cpu = time.perf_counter(), time.process_time()
+        report = await deliverer.drain(program)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        await chat.client.session.close()
+        await db.close()
+        return wall, cpu, report.sent
+    finally:
+        drop(schema)
+
+
+async def bare_run(members: int, concurrency: int, api_url: str) -> tuple[float, float]:
+    """The floor: the same chat_postMessage calls, same payload, client and concurrency."""
+    from nudges.program import load_program
+
+    program = load_program("examples/program.yaml")
+    message = checklist_message(build_checklist(program, program.cohort("pilot-a"), IsoWeek.of(MONDAY)))
+    text, blocks = fallback_text(message), to_blocks(message)
+    client = make_client(api_url, "xoxb-bench")
+    client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def post(i: int) -> None:
+        async with gate:
+            await client.chat_postMessage(channel=f"U{i}", text=text, blocks=blocks)
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(post(i) for i in range(members)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    await client.session.close()
+    return wall, cpu
+
+
+async def main(members: int, concurrency: int, limit: int, database: str) -> None:
+    unpaced = Limits(per_conversation={"slack": 1.0}, per_tenant={})
+    print(f"{members} members, concurrency {concurrency}, {database}")
+    fake, api = await start_fake(None)
+    try:
+        bare_wall, bare_cpu = await bare_run(members, concurrency, api)
+        wall, cpu, sent = await engine_run(database, members, concurrency, api, unpaced)
+    finally:
+        fake.terminate()
+    bare_rate, rate = members / bare_wall, sent / wall
+    print(f"  bare chat_postMessage   {bare_rate:8.0f} msg/s   {bare_cpu / members * 1000:6.2f} CPU s per 1,000")
+    print(f"  delivery engine         {rate:8.0f} msg/s   {cpu / sent * 1000:6.2f} CPU s per 1,000   ({sent} sent)")
+    print(f"  ratio engine / bare: {rate / bare_rate:.2f}")
+
+    floor = members / limit
+    for name, limits in (
+        ("paced to the limit", Limits(per_conversation={"slack": 1.0}, per_tenant={"slack": float(limit)})),
+        ("429 Retry-After only", unpaced),
+    ):
+        fake, api = await start_fake(limit)
+        try:
+            wall, _cpu, sent = await engine_run(database, members, concurrency, api, limits)
+        finally:
+            fake.terminate()
+        print(f"  fake limit {limit}/s, {name:22s} {wall:6.1f} s for {sent} (minimum {floor:.1f} s, {wall / floor - 1:+.0%})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=1000, help="the fake's workspace limit, messages per second")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    asyncio.run(main(args.members, args.concurrency, args.limit, args.database))

@@ -1,0 +1,145 @@
+"""The delivery engine against a fake Slack that fails the way Slack does: 429 with
+Retry-After, 503, timeouts after the message arrived, and permanent errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from adapters.slack.chat import SingleWorkspace, SlackChat, make_client
+from bot.delivery import MAX_ATTEMPTS, Deliverer
+from bot.ratelimit import Limits, RateLimiter
+from nudges.program import Program, load_program, parse_program
+from storage import outbox, people
+from storage.db import Database
+from storage.models import Delivery, Person
+from storage.programs import save_program
+from tests.fakes.slack import FakeSlack, running_fake_slack
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+EXAMPLE = "examples/program.yaml"
+
+
+class Clock:
+    """A clock the test moves, so backoff of minutes passes in no time."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    async with running_fake_slack() as fake:
+        yield fake
+
+
+async def _program_with(db: Database, members: int) -> Program:
+    data = load_program(EXAMPLE).model_dump(mode="json")
+    data["cohorts"][0]["members"] = [{"email": f"m{i}@example.com", "platform": "slack", "timezone": "UTC"} for i in range(members)]
+    data["cohorts"][1]["members"] = []
+    program = parse_program(data, "test")
+    async with db.session() as session:
+        await save_program(session, program, "test", T0)
+        for i, person in enumerate((await session.scalars(select(Person).where(Person.email.like("m%")).order_by(Person.id))).all()):
+            await people.set_consent(session, person.id, "accepted", T0)
+            person.platform_user_id = f"T1:U{i}"
+            await outbox.enqueue(session, key=f"checklist:{person.id}:pilot-a:2026-W02", kind="checklist", period="2026-W02", due_at=T0,
+                                 person_id=person.id, cohort_id=1, platform="slack", payload={"cohort": "pilot-a", "week": "2026-W02"})
+    return program
+
+
+def _deliverer(db: Database, fake: FakeSlack, timeout: int = 10) -> Deliverer:
+    chat = SlackChat(make_client(fake.url, "xoxb-test", retries=0, timeout=timeout), SingleWorkspace("xoxb-test"))
+    # The fake's own limits are what these tests are about; pacing per DM is not.
+    return Deliverer(db, {"slack": chat}, limiter=RateLimiter(Limits(per_conversation={}, per_tenant={})))
+
+
+async def _statuses(db: Database) -> dict[str, tuple[str, str | None]]:
+    async with db.session() as session:
+        rows = (await session.execute(select(Delivery.idempotency_key, Delivery.status, Delivery.last_error))).all()
+    return {k: (s, e) for k, s, e in rows}
+
+
+async def _drain(deliverer: Deliverer, program: Program, clock: Clock, rounds: int = 12) -> None:
+    """Deliver, then let an hour pass, until nothing is left or ``rounds`` run out."""
+    for _ in range(rounds):
+        await deliverer.deliver_due(program, clock)
+        clock.now += timedelta(hours=1)
+
+
+async def test_429_waits_for_retry_after_then_sends_once(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 1)
+    fake.fail("chat.postMessage", status=429, retry_after=30)
+    clock = Clock()
+    deliverer = _deliverer(db, fake)
+    first = await deliverer.deliver_due(program, clock)
+    assert (first.sent, first.retrying) == (0, 1)
+    async with db.session() as session:
+        retry_at = await session.scalar(select(Delivery.next_attempt_at))
+    assert retry_at == T0 + timedelta(seconds=30)
+    clock.now += timedelta(seconds=29)
+    assert (await deliverer.deliver_due(program, clock)).sent == 0  # not before Retry-After
+    clock.now += timedelta(seconds=1)
+    assert (await deliverer.deliver_due(program, clock)).sent == 1
+    assert fake.delivered() == {"DU0": 1}
+
+
+async def test_server_errors_back_off_and_the_message_arrives_once(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 3)
+    fake.fail("chat.postMessage", status=503, times=4)
+    clock = Clock()
+    await _drain(_deliverer(db, fake), program, clock)
+    assert fake.delivered() == {"DU0": 1, "DU1": 1, "DU2": 1}
+    assert {s for s, _e in (await _statuses(db)).values()} == {"sent"}
+
+
+async def test_a_timeout_after_the_message_arrived_is_verified_not_sent_again(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 1)
+    fake.fail("chat.postMessage", hang=2.0)  # stored, but answered after the client gave up
+    clock = Clock()
+    deliverer = _deliverer(db, fake, timeout=1)
+    first = await deliverer.deliver_due(program, clock)
+    assert first.retrying == 1 and fake.delivered() == {"DU0": 1}
+    clock.now += timedelta(hours=1)
+    second = await deliverer.deliver_due(program, clock)
+    assert (second.verified, second.sent) == (1, 0)
+    assert fake.delivered() == {"DU0": 1}
+    assert len(fake.called("conversations.history")) == 1
+    assert [status for status, _e in (await _statuses(db)).values()] == ["sent"]
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "user_not_found", "is_archived", "account_inactive"])
+async def test_permanent_errors_are_recorded_with_their_reason_and_never_retried(db: Database, fake: FakeSlack, error: str) -> None:
+    program = await _program_with(db, 1)
+    fake.fail("chat.postMessage", error=error)
+    clock = Clock()
+    await _drain(_deliverer(db, fake), program, clock)
+    assert list((await _statuses(db)).values()) == [("failed", error)]
+    assert len(fake.called("chat.postMessage")) == 1
+
+
+async def test_nothing_is_retried_forever(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 1)
+    fake.fail("chat.postMessage", status=503, times=1000)
+    clock = Clock()
+    await _drain(_deliverer(db, fake), program, clock, rounds=40)
+    (status, reason), = (await _statuses(db)).values()
+    assert status == "failed" and reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
+    assert len(fake.called("chat.postMessage")) == MAX_ATTEMPTS
+
+
+async def test_under_random_faults_every_message_arrives_exactly_once(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 120)
+    fake.chaos = {"503": 0.15, "429": 0.1, "hang": 0.05}
+    fake.chaos_hang = 1.5
+    clock = Clock()
+    await _drain(_deliverer(db, fake, timeout=1), program, clock, rounds=20)
+    delivered = fake.delivered()
+    assert len(delivered) == 120 and set(delivered.values()) == {1}
+    assert {s for s, _e in (await _statuses(db)).values()} == {"sent"}
