@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nudges.messages import Message
+from nudges.rehearsal import Feedback, Rehearsal, Usage
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class TextCommand:
     user_id: str
     text: str
     at: datetime
+    event_id: str | None = None  # the platform's id for a typed message, to handle it once
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,21 @@ class Inbound(Protocol):
     async def command(self, command: TextCommand) -> Reply: ...
 
     async def home(self, platform: str, user_id: str, now: datetime) -> Message: ...
+
+
+class RehearsalPort(Protocol):
+    """Plays the stakeholder and reviews the pitch: adapters.llm.OpenAiLlm, or
+    adapters.rubric.RubricCoach offline."""
+
+    source: str
+
+    async def reply(self, rehearsal: Rehearsal) -> tuple[str, Usage]:
+        """The stakeholder's next line. Raises adapters.llm.LlmError, whose learner_message can be shown."""
+        ...
+
+    async def feedback(self, rehearsal: Rehearsal) -> tuple[Feedback | None, Usage, Any]:
+        """Checked rubric feedback, or None and the error (an LlmError); never raises for model trouble."""
+        ...
 
 
 class DeliveryError(Exception):

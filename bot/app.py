@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import ChatPort
-from bot.delivery import Deliverer
-from bot.ratelimit import Limits, RateLimiter
+from pathlib import Path
+
+from adapters.base import ChatPort, RehearsalPort
+from bot.delivery import Deliverer, utc_now
+from bot.digests import digest_message
 from bot.inbound import InboundHandler
 from bot.programs import ProgramSource
+from bot.ratelimit import Limits, RateLimiter
+from bot.rehearsals import Rehearsals
 from bot.settings import Settings
+from nudges.messages import Message
+from nudges.scenarios import load_scenarios
+from nudges.weeks import IsoWeek
 from storage.db import Database
+from storage.outbox import Claimed
+
+DEFAULT_SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios.yaml"
 
 
 @dataclass
@@ -20,6 +30,7 @@ class App:
     db: Database
     programs: ProgramSource
     inbound: InboundHandler
+    rehearsals: Rehearsals
     chats: dict[str, ChatPort] = field(default_factory=dict)
     deliverer: Deliverer = field(init=False)
     slack: Any = None  # adapters.slack.app.SlackAdapter when Slack is configured
@@ -27,6 +38,13 @@ class App:
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self.db, self.chats, limiter=RateLimiter(rate_limits(self.settings)))
+        self.deliverer.renderers["digest"] = self._render_digest
+        self.deliverer.renderers["review"] = self.rehearsals.render_review_row
+        self.deliverer.renderers["review_outcome"] = self.rehearsals.render_outcome
+
+    async def _render_digest(self, row: Claimed) -> Message:
+        program = await self.programs.get()
+        return await digest_message(self.db, program, row.payload["cohort"], IsoWeek.parse(row.payload["week"]), utc_now())
 
     async def start(self) -> None:
         """Open what needs a running event loop (HTTP connection pools)."""
@@ -36,6 +54,9 @@ class App:
             await self.teams.start()
 
     async def close(self) -> None:
+        await self.rehearsals.drain()
+        if hasattr(self.rehearsals.coach, "aclose"):
+            await self.rehearsals.coach.aclose()
         if self.slack is not None:
             await self.slack.stop()
         if self.teams is not None:
@@ -48,8 +69,10 @@ def build(settings: Settings) -> App:
     db = Database(settings.database_url)
     programs = ProgramSource(db)
     chats: dict[str, ChatPort] = {}
-    inbound = InboundHandler(db, programs, chats)
-    app = App(settings=settings, db=db, programs=programs, inbound=inbound, chats=chats)
+    book = load_scenarios(settings.reinforce_scenarios or str(DEFAULT_SCENARIOS))
+    rehearsals = Rehearsals(db, programs, book, coach_for(settings), chats)
+    inbound = InboundHandler(db, programs, chats, rehearsals)
+    app = App(settings=settings, db=db, programs=programs, inbound=inbound, rehearsals=rehearsals, chats=chats)
     if settings.slack_configured:
         from adapters.slack.app import SlackAdapter
 
@@ -78,6 +101,23 @@ def build(settings: Settings) -> App:
         )
         chats["teams"] = app.teams.chat
     return app
+
+
+def coach_for(settings: Settings) -> RehearsalPort:
+    """The LLM when one is configured, else the offline rubric check (labeled "no AI")."""
+    if not settings.llm_configured:
+        from adapters.rubric import RubricCoach
+
+        return RubricCoach()
+    from adapters.llm import OpenAiLlm
+
+    return OpenAiLlm(
+        model=settings.reinforce_llm_model,
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        timeout=settings.reinforce_llm_timeout,
+        max_retries=settings.reinforce_llm_max_retries,
+    )
 
 
 def rate_limits(settings: Settings) -> Limits:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import make_url
@@ -15,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.settings import Settings, SettingsError, load_settings
 from nudges.program import ProgramError
+from nudges.weeks import IsoWeek
 
 
 class CliError(Exception):
@@ -36,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run the scheduler and delivery worker")
 
+    tick = commands.add_parser("tick", help="queue everything due at an instant, deliver it, and exit")
+    tick.add_argument("--at", type=_instant, help="ISO-8601 instant with a time zone, e.g. 2026-01-05T09:00:00+01:00 (default: now)")
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_commands.add_parser("upgrade", help="apply migrations up to the latest")
@@ -45,7 +51,24 @@ def _parser() -> argparse.ArgumentParser:
     load = program_commands.add_parser("load", help="validate a program file and load it")
     load.add_argument("file")
     program_commands.add_parser("show", help="show the program in force")
+
+    digest = commands.add_parser("digest", help="compute a cohort digest: text, JSON, or queue it for the sponsor channel")
+    digest.add_argument("cohort", metavar="COHORT")
+    digest.add_argument("--week", type=_iso_week, help="ISO week such as 2026-W10 (default: the current week, UTC)")
+    digest.add_argument("--json", action="store_true", help="print the figures as JSON (suppressed figures are null with \"suppressed\": true)")
+    digest.add_argument("--post", action="store_true", help="queue the digest for the cohort's sponsor channel (once per cohort-week)")
+
+    export = commands.add_parser("export", help="anonymized signals as CSV (keyed pseudonyms; needs REINFORCE_PSEUDONYM_KEY)")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
+    export.add_argument("--cohort", metavar="C", help="only this cohort's signals")
     return parser
+
+
+def _iso_week(text: str) -> IsoWeek:
+    try:
+        return IsoWeek.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _bounded(low: int, high: int):  # noqa: ANN202 - argparse type factory
@@ -59,6 +82,16 @@ def _bounded(low: int, high: int):  # noqa: ANN202 - argparse type factory
         return value
 
     return parse
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date and time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one, e.g. {text}+00:00")
+    return value.astimezone(UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`reinforce digest X --json | head`): no traceback for that.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
@@ -87,10 +124,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
                 return await _serve(args, settings)
             case "worker":
                 return await _worker(settings)
+            case "tick":
+                return await _tick(args, settings)
             case "db":
                 return await _db_upgrade(settings)
             case "program":
                 return await _program(args, settings)
+            case "digest":
+                return await _digest(args, settings)
+            case "export":
+                return await _export(args, settings)
     except OperationalError as exc:
         url = make_url(settings.database_url).render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
@@ -118,8 +161,6 @@ async def _db_upgrade(settings: Settings) -> int:
 
 
 async def _program(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
     from bot.app import build
     from bot.programs import describe_program, resolve_members, store_program
     from nudges.program import load_program
@@ -143,6 +184,71 @@ async def _program(args: argparse.Namespace, settings: Settings) -> int:
             print(await describe_program(app.db))
     finally:
         await app.close()
+    return 0
+
+
+async def _digest(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from bot.app import build
+    from bot.digests import DigestError, cohort_digest, queue_digest
+    from bot.programs import program_in_force
+    from nudges.digest import render_text
+    from nudges.digest_formats import figures
+
+    await _check_schema(settings)
+    now = datetime.now(UTC)
+    week = args.week or IsoWeek.of(now)
+    app = build(settings)
+    try:
+        program = await program_in_force(app.db)
+        spec = program.cohort(args.cohort)
+        if args.post:
+            # Posting goes through the delivery worker, which sends only on configured
+            # platforms: refuse now rather than queue a post nothing here can deliver.
+            if spec.sponsor_channel is None:
+                raise CliError(f"cannot post: cohort {spec.key!r} has no sponsor_channel in the program file")
+            if spec.sponsor_channel.platform not in app.chats:
+                raise CliError(
+                    f"cannot post: the sponsor channel of {spec.key!r} is on {spec.sponsor_channel.platform}, "
+                    f"and no {spec.sponsor_channel.platform} connection is configured here (see `reinforce serve` for what to set)"
+                )
+        try:
+            digest = await cohort_digest(app.db, program, spec.key, week, now)
+            queued = await queue_digest(app.db, program, spec.key, week, now) if args.post else None
+        except DigestError as exc:
+            raise CliError(str(exc)) from None
+        print(json.dumps(figures(digest), indent=2, ensure_ascii=False) if args.json else render_text(digest))
+        if queued is not None:
+            # On stderr, so that `--json --post` still prints nothing but JSON on stdout.
+            where = f"{queued.platform} channel {queued.channel}"
+            state = "queued for" if queued.queued else "was already queued for"
+            print(f"reinforce: the {week} digest {state} {where} (outbox key {queued.key}); the worker delivers it", file=sys.stderr)
+    finally:
+        await app.close()
+    return 0
+
+
+async def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.export import ExportError, export_signals
+    from storage.db import Database
+
+    if settings.reinforce_pseudonym_key is None:
+        raise CliError("REINFORCE_PSEUDONYM_KEY is not set: exports are refused without a key for the pseudonyms (set it to a long random secret and keep it safe)")
+    if not args.out.parent.is_dir():
+        raise CliError(f"cannot write {args.out}: the folder {args.out.parent} does not exist")
+    await _check_schema(settings)
+    db = Database(settings.database_url)
+    try:
+        key = settings.reinforce_pseudonym_key.get_secret_value().encode()
+        result = await export_signals(db, key, args.out, datetime.now(UTC), cohort=args.cohort)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    finally:
+        await db.close()
+    print(f"wrote {result.rows} signals to {result.path} (pseudonymous: no names, emails, platform ids or notes)")
     return 0
 
 
@@ -182,6 +288,29 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if socket_mode is not None:
             await socket_mode.close_async()
         await runner.cleanup()
+    return 0
+
+
+async def _tick(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build
+    from bot.jobs import tick
+
+    await _check_schema(settings)
+    at = args.at or datetime.now(UTC)
+    app = build(settings)
+    await app.start()
+    try:
+        program = await app.programs.get()
+        report = await tick(app.db, program, at)
+        queued = ", ".join(f"{n} {kind}" for kind, n in sorted(report.queued.items())) or "nothing new"
+        print(f"tick at {at.isoformat()}: queued {queued}")
+        if not app.chats:
+            print("no chat platform is configured: queued messages stay in the outbox")
+            return 0
+        delivered = await app.deliverer.deliver_due(program, lambda: at)
+        print(f"delivered {delivered.sent}, verified {delivered.verified}, retrying {delivered.retrying}, failed {delivered.failed}")
+    finally:
+        await app.close()
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import TextIO
 from sqlalchemy import func, select
 
 from adapters.console import ConsoleChat
+from bot.chart import chart_png
 from bot.checkins import deliver_outbox, enqueue_checklists, record_answer
 from bot.digests import cohort_digest
 from nudges.digest import render_text
@@ -118,9 +119,13 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
                     answered += await _simulate_manager(db, program, chat, message_id, now, rng, lambda b, e=email: propensity[(e, b)] + gain)
                 say(f"week {i + 1}/{weeks} ({week}): {report.sent} checklists sent, {answered} managers answered")
 
-        digest = await cohort_digest(db, program, PILOT, first_week + (weeks - 1))
+        # The digest as the sponsor gets it on the Friday of the last simulated week.
+        digest = await cohort_digest(db, program, PILOT, first_week + (weeks - 1), start + timedelta(weeks=weeks - 1, days=4))
         text = render_text(digest)
         (out_dir / "digest.txt").write_text(text + "\n")
+        chart = await chart_png(digest)
+        if chart is not None:
+            (out_dir / "digest.png").write_bytes(chart)
         async with db.session() as session:
             answers = await session.scalar(select(func.count()).select_from(CheckinAnswer)) or 0
             signals = await session.scalar(select(func.count()).select_from(BehaviorSignal)) or 0
@@ -129,7 +134,11 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
     say("\nSponsor digest for the pilot:\n")
     say(text)
     say(f"\nStored {answers} answers and {signals} behavior signals in {db_path}")
-    say(f"Every message sent is in {out_dir / 'transcript.txt'}; the digest in {out_dir / 'digest.txt'}.")
+    chart_note = f" and its chart in {out_dir / 'digest.png'}" if chart is not None else ""
+    say(f"Every message sent is in {out_dir / 'transcript.txt'}; the digest in {out_dir / 'digest.txt'}{chart_note}.")
+    if digest.primary is not None and digest.primary.status == "not_due":
+        due = IsoWeek.of(digest.primary.first_analysis) - first_week + 1
+        say(f"The pre-registered comparison is first due on {digest.primary.first_analysis}: run with --weeks {due} to see it.")
     return DemoResult(db_path, answers, signals, text)
 
 

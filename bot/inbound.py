@@ -19,6 +19,7 @@ from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, r
 from bot.digests import cohort_digest
 from bot.home import home_view
 from bot.programs import ProgramSource
+from bot.rehearsals import Rehearsals
 from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message
 from nudges.consent import ACCEPT, DECLINE
 from nudges.digest import render_text
@@ -38,6 +39,7 @@ HELP = (
     "`pause` / `resume` stop or restart messages · `optout` stop taking part. "
     "Sponsors: `digest COHORT`. Program owners: `status`."
 )
+COMMANDS = frozenset({"", "help", "pause", "resume", "optout", "checkin", "rehearse", "digest", "status"})
 SNOOZE = timedelta(hours=2)
 MORNING = time(8)
 
@@ -85,10 +87,11 @@ class ClickBatcher:
 class InboundHandler:
     """The application's side of adapters.base.Inbound."""
 
-    def __init__(self, db: Database, programs: ProgramSource, chats: dict[str, ChatPort]) -> None:
+    def __init__(self, db: Database, programs: ProgramSource, chats: dict[str, ChatPort], rehearsals: Rehearsals | None = None) -> None:
         self.db = db
         self.programs = programs
         self.chats = chats
+        self.rehearsals = rehearsals
         self.answers = ClickBatcher(self._record_answers)
 
     async def _record_answers(self, clicks: list[Click]) -> list[AnswerOutcome]:
@@ -100,6 +103,10 @@ class InboundHandler:
         if click.value.startswith("nudge|"):
             outcome = await record_nudge_feedback(self.db, await self.programs.get(), click)
             return Reply(update=outcome.message, text=outcome.reply)
+        if click.value.startswith("rehearse|") and self.rehearsals is not None:
+            return await self.rehearsals.start(click.platform, click.user_id, click.value.removeprefix("rehearse|"), click.at)
+        if click.value.startswith("review|"):
+            return await self._review(click.platform, click.user_id, click.value, click.at, None)
         if click.value.startswith("cmd|"):
             return await self.command(TextCommand(click.platform, click.user_id, click.value.removeprefix("cmd|"), click.at))
         try:
@@ -118,6 +125,8 @@ class InboundHandler:
         """A card's answers (each recorded like a click) and an optional note."""
         if submission.note is not None and len(submission.note) > NOTE_LIMIT:
             return Reply(text=f"Your note is {len(submission.note)} characters long; please keep it under {NOTE_LIMIT}. Nothing was saved.")
+        if (submission.context or "").startswith("review|"):
+            return await self._review(submission.platform, submission.user_id, submission.context or "", submission.at, submission.note)
         program = await self.programs.get()
         reply = Reply()
         clicks = [
@@ -135,10 +144,14 @@ class InboundHandler:
 
     async def command(self, command: TextCommand) -> Reply:
         text = command.text.strip()
-        if len(text) > COMMAND_LIMIT:
-            return Reply(text=f"That command is too long (over {COMMAND_LIMIT} characters).")
         verb, _, rest = text.partition(" ")
         verb = verb.lower()
+        if verb not in COMMANDS:
+            # Not a command: in a running rehearsal it is the leader's next line.
+            during = await self.rehearsals.say(command) if self.rehearsals is not None else None
+            return during if during is not None else Reply(text=f"I don't know “{verb[:40]}”. {HELP}")
+        if len(text) > COMMAND_LIMIT:
+            return Reply(text=f"That command is too long (over {COMMAND_LIMIT} characters).")
         match verb:
             case "" | "help":
                 return Reply(text=HELP)
@@ -147,10 +160,29 @@ class InboundHandler:
             case "checkin":
                 return await self._checkin(command)
             case "rehearse":
-                return Reply(text="Pitch rehearsals are not available in this version yet.")
+                if self.rehearsals is None:
+                    return Reply(text="Pitch rehearsals are not configured.")
+                started = await self.rehearsals.start(command.platform, command.user_id, rest.strip() or None, command.at)
+                # A typed command has no message to update: say it as text instead.
+                return started if started.text or started.update is None else Reply(text=started.update.text + ". I have sent it to our direct messages.")
             case "digest" | "status":
                 return await self._gated(command, verb, rest.strip())
-        return Reply(text=f"I don't know “{verb[:40]}”. {HELP}")
+        return Reply(text=HELP)
+
+    async def message(self, command: TextCommand) -> Reply:
+        """Free text in the DM: a rehearsal turn when one is running, else a command."""
+        if len(command.text) > COMMAND_LIMIT * 8:
+            return Reply(text="That message is too long for me; please keep it under 4,000 characters.")
+        during = await self.rehearsals.say(command) if self.rehearsals is not None else None
+        return during if during is not None else await self.command(command)
+
+    async def _review(self, platform: str, user_id: str, value: str, at: datetime, note: str | None) -> Reply:
+        parts = value.split("|")
+        if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("approve", "edit", "reject") or self.rehearsals is None:
+            return Reply(text="That button is not from a current review.")
+        if parts[2] == "edit" and not (note or "").strip():
+            return Reply(text="Editing needs your corrected advice: use the Edit dialog (in Slack), or Approve / Reject here.")
+        return await self.rehearsals.decide(platform, user_id, int(parts[1]), parts[2], at, (note or "").strip() or None)
 
     async def home(self, platform: str, user_id: str, now: datetime) -> Message:
         program = await self.programs.get()

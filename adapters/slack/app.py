@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -105,6 +106,7 @@ class SlackAdapter:
         self.app.view(NOTE_CALLBACK)(self._on_note)
         self.app.command("/reinforce")(self._on_command)
         self.app.event("app_home_opened")(self._on_home)
+        self.app.event("message")(self._on_message)
         self.app.error(self._on_error)
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
@@ -143,6 +145,20 @@ class SlackAdapter:
         await ack()
         await self._show(client, reply, user_id, body["user"]["id"], meta.get("channel"), meta.get("ts"))
 
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A member's message in the DM: a rehearsal turn (answered later), or a command.
+
+        Bolt has already acknowledged the event; bot messages and edits are ignored.
+        """
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id") or not event.get("user"):
+            return
+        user_id = member_id(body.get("team_id") or event.get("team", ""), event["user"])
+        text = str(event.get("text") or "")
+        command = TextCommand("slack", user_id, text, _at(event.get("ts")), event_id=body.get("event_id") or f"msg:{event.get('ts')}")
+        reply = await self.inbound.message(command)
+        if reply.text:
+            await client.chat_postMessage(channel=event["channel"], text=escape(reply.text))
+
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         user_id = member_id(command.get("team_id", ""), command["user_id"])
         reply = await self.inbound.command(TextCommand("slack", user_id, command.get("text", ""), datetime.now(UTC)))
@@ -159,7 +175,17 @@ class SlackAdapter:
         log.error("Slack request failed (%s): %s", body.get("type", "?"), error.__class__.__name__, exc_info=error)
 
     async def _show(self, client: AsyncWebClient, reply: Reply, user_id: str, slack_user: str, channel: str | None, ts: str | None) -> None:
-        """Update the message the member acted on, and/or tell them something privately."""
+        """Update the message the member acted on, and/or tell them something privately.
+
+        Runs after the ack: what was clicked is already stored, so a failure here is logged
+        (the member sees the old message) rather than raised.
+        """
+        try:
+            await self._show_now(client, reply, slack_user, channel, ts)
+        except SlackApiError as exc:
+            log.warning("could not show the reply in Slack: %s", exc.response.get("error") if exc.response is not None else exc)
+
+    async def _show_now(self, client: AsyncWebClient, reply: Reply, slack_user: str, channel: str | None, ts: str | None) -> None:
         if reply.update is not None and channel and ts:
             await self._update(client, channel, ts, reply.update)
         if reply.text:
@@ -241,6 +267,9 @@ def fallback_text_of(reply: Reply) -> str:
 
 
 def _is_note_button(value: str) -> bool:
+    """Buttons that open a text dialog: a checklist's "Add a note", a review's "Edit"."""
+    if value.startswith("review|") and value.endswith("|edit"):
+        return True
     try:
         return ChoiceRef.decode(value).action == "note"
     except AnswerError:

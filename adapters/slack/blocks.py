@@ -89,19 +89,21 @@ def home_view(message: Message) -> dict[str, Any]:
 
 
 def note_modal(context: str, channel: str | None, ts: str | None) -> dict[str, Any]:
-    """The "Add a note" dialog; ``private_metadata`` carries the checklist it belongs to."""
+    """A one-field text dialog: the member's "Add a note", or a coach's "Edit" of AI feedback.
+    ``private_metadata`` carries what it belongs to and the message to update after."""
+    coach = context.startswith("review|")
     return {
         "type": "modal",
         "callback_id": NOTE_CALLBACK,
         "private_metadata": json.dumps({"context": context, "channel": channel, "ts": ts}),
-        "title": _plain("Add a note", 24),
+        "title": _plain("Edit the feedback" if coach else "Add a note", 24),
         "submit": _plain("Save", 24),
         "close": _plain("Cancel", 24),
         "blocks": [
             {
                 "type": "input",
                 "block_id": "note",
-                "label": _plain("Your note (only you see it)", 2000),
+                "label": _plain("Your advice to the leader (replaces the AI's)" if coach else "Your note (only you see it)", 2000),
                 "element": {"type": "plain_text_input", "action_id": "text", "multiline": True, "max_length": NOTE_LIMIT},
             }
         ],

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import DeliveryError, Recipient
 from adapters.slack.blocks import fallback_text, to_blocks
-from nudges.messages import Message
+from nudges.messages import Image, Message
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,15 @@ class SlackChat:
         response = await self._call(
             self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=to_blocks(message), token=token, **extra
         )
-        return {"team": team, "channel": response["channel"], "ts": response["ts"]}
+        ref = {"team": team, "channel": response["channel"], "ts": response["ts"]}
+        for image in (b for b in message.blocks if isinstance(b, Image) and b.data):
+            # Block Kit shows only hosted images; a chart made here goes up as a file in the
+            # message's thread (files upload v2), right under the text it illustrates.
+            await self._call(
+                self.client.files_upload_v2, channel=response["channel"], thread_ts=response["ts"], content=image.data,
+                filename="chart.png", title=image.alt[:250], token=token,
+            )
+        return ref
 
     async def find_sent(self, to: Recipient, key: str) -> dict[str, Any] | None:
         """Look for the key in the metadata of the conversation's latest messages."""

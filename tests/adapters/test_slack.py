@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -324,3 +324,17 @@ async def _wait_for(condition, timeout: float = 5.0):  # noqa: ANN001, ANN202 - 
             return result
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met in time")
+
+
+async def test_the_scheduled_digest_is_posted_to_the_sponsor_channel_once_with_its_chart(rig: Rig) -> None:
+    from bot.jobs import tick
+
+    program = await rig.app.programs.get()
+    friday = datetime(2026, 1, 9, 16, 5, tzinfo=UTC)  # 16:05 in Lisbon, the digest slot
+    await tick(rig.db, program, friday)
+    await tick(rig.db, program, friday + timedelta(minutes=5))
+    await rig.app.deliverer.deliver_due(program, lambda: friday + timedelta(minutes=6))
+    posts = [c for c in rig.fake.called("chat.postMessage") if c.params["channel"] == "C0SPONSOR"]
+    assert len(posts) == 1 and "Pilot A" in json.dumps(posts[0].params["blocks"])
+    (upload,) = [f for f in rig.fake.files.values() if f.get("channel") == "C0SPONSOR"]
+    assert upload["data"].startswith(b"\x89PNG") and upload["thread_ts"] is not None

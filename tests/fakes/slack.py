@@ -51,6 +51,7 @@ class FakeSlack:
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (channel, ts) -> params
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     oauth_teams: list[tuple[str, str]] = field(default_factory=list)  # (team id, bot token) handed out by oauth.v2.access
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # uploaded files by id
     # Random faults on chat.postMessage: probability of each of "503", "429", "hang".
     chaos: dict[str, float] = field(default_factory=dict)
     chaos_hang: float = 1.0
@@ -153,6 +154,21 @@ class FakeSlack:
     def _conversations_open(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         return {"channel": {"id": "D" + str(params["users"])}}
 
+    def _files_getUploadURLExternal(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        file_id = f"F{next(self._ts)}"
+        self.files[file_id] = {"filename": params.get("filename"), "length": int(params.get("length", 0)), "data": b""}
+        return {"upload_url": f"{self.url.removesuffix('/api/')}/upload/{file_id}", "file_id": file_id}
+
+    def _files_completeUploadExternal(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        shared = json.loads(params["files"]) if isinstance(params.get("files"), str) else params.get("files", [])
+        for item in shared:
+            self.files[item["id"]].update(title=item.get("title"), channel=params.get("channel_id"), thread_ts=params.get("thread_ts"))
+        return {"files": [{"id": item["id"], "title": item.get("title")} for item in shared]}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        self.files[request.match_info["file_id"]]["data"] = await request.read()
+        return web.Response(text="OK")
+
     def _conversations_history(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         channel = str(params["channel"])
         found = [{"ts": ts, "text": m.get("text"), **({"metadata": m["metadata"]} if m.get("metadata") else {})} for (ch, ts), m in self.messages.items() if ch == channel]
@@ -211,6 +227,7 @@ async def running_fake_slack() -> AsyncIterator[FakeSlack]:
     fake = FakeSlack()
     app = web.Application(middlewares=[_errors])
     app.router.add_route("*", "/api/{method}", fake._handle)
+    app.router.add_post("/upload/{file_id}", fake._upload)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     fake.url = str(server.make_url("/api/"))
@@ -253,6 +270,7 @@ async def _serve_forever(port: int, rate: tuple[int, float] | None = None) -> No
     fake = FakeSlack(rate_limit=rate)
     app = web.Application(middlewares=[_errors])
     app.router.add_route("*", "/api/{method}", fake._handle)
+    app.router.add_post("/upload/{file_id}", fake._upload)
     # Benchmarks send many thousands of calls; keep only the last ones.
     fake.calls = _Bounded()  # type: ignore[assignment]
     runner = web.AppRunner(app, access_log=None)

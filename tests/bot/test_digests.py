@@ -1,0 +1,204 @@
+"""The digest use case end to end: aggregates from the database, plan lock, stored figures, chart, queue."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from bot.cli import main
+from bot.digests import DigestError, cohort_digest, digest_key, digest_message, queue_digest
+from nudges.digest import render_text
+from nudges.digest_formats import figures
+from nudges.intervals import newcombe
+from nudges.messages import Image
+from nudges.program import Program, load_program
+from nudges.weeks import IsoWeek
+from storage.db import Database, upgrade
+from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion
+from storage.programs import save_program
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
+LOADED = datetime(2026, 1, 2, 9, tzinfo=UTC)
+FRIDAY_W10 = datetime(2026, 3, 6, 16, tzinfo=UTC)
+W10 = IsoWeek(2026, 10)  # week 9 of pilot-a: the first analysis (2026-03-02) falls in it
+HUDDLE = "decision_huddle"
+
+
+async def load(db: Database, program: Program) -> None:
+    async with db.session() as session:
+        await save_program(session, program, "test", LOADED)
+
+
+async def answer_every_week(db: Database, upto: IsoWeek = W10) -> None:
+    """Every member answers every question each week; in the last week 12 of pilot-a's 18
+    and 6 of wave-b's 16 say yes to the primary behavior, everyone else no."""
+    async with db.session() as session:
+        members = (
+            await session.execute(
+                select(Cohort.key, Cohort.id, Membership.person_id).join(Membership, Membership.cohort_id == Cohort.id).where(Membership.role == "participant").order_by(Membership.person_id)
+            )
+        ).all()
+        yes = {"pilot-a": 12, "wave-b": 6}
+        rows, rank = [], {"pilot-a": 0, "wave-b": 0}
+        for key, cohort_id, person_id in members:
+            rank[key] += 1
+            for i in range(upto - IsoWeek(2026, 2) + 1):
+                week = IsoWeek(2026, 2) + i
+                for behavior in (HUDDLE, "escalate_24h", "specific_feedback"):
+                    value = 1.0 if week < upto or rank[key] <= yes[key] else 0.0
+                    rows.append(dict(person_id=person_id, cohort_id=cohort_id, behavior_key=behavior, week=str(week), value=value, source="checkin", recorded_at=LOADED))
+        await session.execute(insert(BehaviorSignal), rows)
+
+
+def changed_primary(program: Program) -> Program:
+    data = program.model_dump(mode="json")
+    data["cohorts"][0]["plan"]["primary_behavior"] = "escalate_24h"
+    return Program.model_validate(data)
+
+
+@pytest.fixture
+async def program(db: Database) -> Program:
+    program = load_program(str(EXAMPLE))
+    await load(db, program)
+    return program
+
+
+async def count(db: Database, model: type, *where: object) -> int:
+    async with db.session() as session:
+        return await session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+async def test_first_digest_freezes_the_plan_and_stores_its_figures(db: Database, program: Program) -> None:
+    await answer_every_week(db)
+
+    digest = await cohort_digest(db, program, "pilot-a", W10, FRIDAY_W10)
+
+    assert digest.plan is not None and digest.plan.label() == "plan v1, frozen 2026-03-06"
+    async with db.session() as session:
+        record = await session.scalar(select(DigestRecord))
+        audit = (await session.execute(select(AuditEntry.action, AuditEntry.subject))).all()
+    assert record is not None and record.week == "2026-W10" and record.plan_version == 1
+    assert record.figures == json.loads(json.dumps(figures(digest)))
+    assert ("plan.frozen", "pilot-a") in [tuple(a) for a in audit]
+
+
+async def test_primary_comparison_end_to_end_from_the_database(db: Database, program: Program) -> None:
+    await answer_every_week(db)
+
+    digest = await cohort_digest(db, program, "pilot-a", W10, FRIDAY_W10)
+
+    primary = digest.primary
+    assert primary is not None and primary.status == "shown"
+    assert (digest.members, digest.exposed, digest.comparison_members, digest.comparison_exposed) == (18, 18, 16, 16)
+    d, low, high = newcombe(12, 18, 6, 16)
+    assert (primary.difference.value, primary.difference.low, primary.difference.high) == pytest.approx((d, low, high))
+    assert "difference: +29 points" in render_text(digest)
+
+
+async def test_a_later_plan_change_is_a_new_version_named_in_every_later_digest(db: Database, program: Program) -> None:
+    await cohort_digest(db, program, "pilot-a", IsoWeek(2026, 6), datetime(2026, 2, 6, 16, tzinfo=UTC))
+    await cohort_digest(db, program, "pilot-a", IsoWeek(2026, 6), datetime(2026, 2, 6, 17, tzinfo=UTC))
+    changed = changed_primary(program)
+    await load(db, changed)
+
+    digest = await cohort_digest(db, changed, "pilot-a", IsoWeek(2026, 7), datetime(2026, 2, 10, 9, tzinfo=UTC))
+    later = await cohort_digest(db, changed, "pilot-a", IsoWeek(2026, 8), datetime(2026, 2, 20, 16, tzinfo=UTC))
+
+    assert "Analysis plan v2, changed 2026-02-10: primary behavior" in render_text(digest).splitlines()
+    assert later.plan is not None and later.plan.label() == "plan v2, changed 2026-02-10: primary behavior"
+    assert await count(db, PlanVersion) == 2
+    assert await count(db, AuditEntry, AuditEntry.action == "plan.changed") == 1
+
+
+async def test_before_the_first_analysis_date_the_digest_says_the_comparison_is_not_due(db: Database, program: Program) -> None:
+    await answer_every_week(db, upto=IsoWeek(2026, 9))
+
+    text = render_text(await cohort_digest(db, program, "pilot-a", IsoWeek(2026, 9), FRIDAY_W10 - timedelta(weeks=1)))
+
+    assert "  not yet due: the first analysis is pre-registered for 2026-03-02" in text.splitlines()
+
+
+async def test_digest_message_carries_the_chart_as_a_png_image(db: Database, program: Program) -> None:
+    await answer_every_week(db)
+
+    message = await digest_message(db, program, "pilot-a", W10, FRIDAY_W10)
+
+    image = next(b for b in message.blocks if isinstance(b, Image))
+    assert image.data is not None and image.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "Pilot A and Wave B" in image.alt
+
+
+async def test_queue_digest_puts_one_post_per_cohort_week_in_the_outbox(db: Database, program: Program) -> None:
+    first = await queue_digest(db, program, "pilot-a", W10, FRIDAY_W10)
+    again = await queue_digest(db, program, "pilot-a", W10, FRIDAY_W10 + timedelta(hours=1))
+
+    assert (first.queued, again.queued) == (True, False)
+    async with db.session() as session:
+        row = await session.scalar(select(Delivery))
+    assert row is not None
+    assert (row.idempotency_key, row.kind, row.period, row.platform, row.target, row.person_id) == (digest_key("pilot-a", W10), "digest", "2026-W10", "slack", "C0SPONSOR", None)
+    assert row.payload == {"cohort": "pilot-a", "week": "2026-W10"}
+    assert await count(db, Delivery) == 1
+
+
+async def test_a_cohort_without_a_sponsor_channel_cannot_be_queued(db: Database, program: Program) -> None:
+    data = program.model_dump(mode="json")
+    data["cohorts"][0]["sponsor_channel"] = None
+    with pytest.raises(DigestError, match="no sponsor_channel"):
+        await queue_digest(db, Program.model_validate(data), "pilot-a", W10, FRIDAY_W10)
+
+
+async def test_a_cohort_not_loaded_into_the_database_is_a_clear_error(db: Database) -> None:
+    with pytest.raises(DigestError, match="run `reinforce program load` first"):
+        await cohort_digest(db, load_program(str(EXAMPLE)), "pilot-a", W10, FRIDAY_W10)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def loaded_sqlite(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    db = Database(url)
+    await load(db, load_program(str(EXAMPLE)))
+    await answer_every_week(db)
+    await db.close()
+    return url
+
+
+def reinforce(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, url: str) -> tuple[int, str, str]:
+    """Run the CLI in this process (a subprocess costs a second of start-up per call)."""
+    for name in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "MICROSOFT_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_digest_json_has_the_figures_and_post_without_a_platform_is_refused(
+    loaded_sqlite: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = reinforce(monkeypatch, capsys, "digest", "pilot-a", "--week", "2026-W10", "--json", url=loaded_sqlite)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["week"] == "2026-W10" and data["primary"]["status"] == "shown"
+
+    code, out, err = reinforce(monkeypatch, capsys, "digest", "pilot-a", "--week", "2026-W10", "--post", url=loaded_sqlite)
+    assert code == 1 and out == ""
+    assert err == (
+        "reinforce: cannot post: the sponsor channel of 'pilot-a' is on slack, and no slack connection is configured here "
+        "(see `reinforce serve` for what to set)\n"
+    )
+
+
+def test_cli_digest_text_for_an_unknown_cohort_is_one_line(loaded_sqlite: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = reinforce(monkeypatch, capsys, "digest", "nope", url=loaded_sqlite)
+
+    assert code == 1
+    assert err == "reinforce: no cohort 'nope' in the program (known: pilot-a, wave-b)\n"

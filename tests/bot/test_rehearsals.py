@@ -1,0 +1,221 @@
+"""Rehearsals through the use cases: DM turns answered after the ack, feedback stored with
+its review status, flagged items reviewed by coaches only, the learner told the outcome."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from adapters.base import Click, TextCommand
+from adapters.console import ConsoleChat
+from adapters.llm import OpenAiLlm
+from adapters.rubric import RubricCoach
+from bot.delivery import Deliverer
+from bot.inbound import InboundHandler
+from bot.programs import ProgramSource
+from bot.rehearsals import Rehearsals
+from nudges.program import load_program
+from nudges.scenarios import load_scenarios
+from storage import people
+from storage.db import Database
+from storage.models import AuditEntry, Delivery, FeedbackReview, Person, RehearsalSession
+from storage.programs import save_program
+from tests.fakes.openai_server import FakeOpenAI, fake_openai
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 1, 6, 10, 0, tzinfo=UTC)
+GOOD_PITCH = "Dana, can we trial a 15-minute weekly decision huddle for six weeks, starting Tuesday? Last quarter 4 of 9 launches slipped waiting on decisions."
+
+
+@dataclass
+class Rig:
+    db: Database
+    chat: ConsoleChat
+    inbound: InboundHandler
+    rehearsals: Rehearsals
+    deliverer: Deliverer
+    leader: str  # platform user id
+    coach: str
+    other: str
+
+
+async def _rig(db: Database, coach_port: object) -> Rig:
+    program = load_program(str(ROOT / "examples" / "program.yaml"))
+    async with db.session() as session:
+        await save_program(session, program, "test", NOW)
+        leader = program.cohorts[0].members[0]
+        ids = {}
+        for email, platform in ((leader.email, leader.platform), ("coach@example.com", "slack"), (program.cohorts[0].members[1].email, "slack")):
+            person = await people.by_email(session, email)
+            person.platform, person.platform_user_id = platform, f"T1:{email}"
+            ids[email] = person.platform_user_id
+            await people.set_consent(session, person.id, "accepted", NOW)
+    chat = ConsoleChat()
+    chats = {"slack": chat, "teams": chat}
+    programs = ProgramSource(db)
+    book = load_scenarios(str(ROOT / "examples" / "scenarios.yaml"))
+    rehearsals = Rehearsals(db, programs, book, coach_port, chats)  # type: ignore[arg-type]
+    deliverer = Deliverer(db, chats, renderers={"review": rehearsals.render_review_row, "review_outcome": rehearsals.render_outcome})
+    inbound = InboundHandler(db, programs, chats, rehearsals)
+    return Rig(db, chat, inbound, rehearsals, deliverer, ids[leader.email], ids["coach@example.com"], ids[program.cohorts[0].members[1].email])
+
+
+@pytest.fixture
+async def offline(db: Database) -> Rig:
+    return await _rig(db, RubricCoach())
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeOpenAI]:
+    async with fake_openai() as fake:
+        yield fake
+
+
+async def _say(rig: Rig, text: str, platform: str = "slack", event: str | None = None) -> None:
+    await rig.inbound.message(TextCommand(platform, rig.leader, text, NOW, event_id=event))
+    await rig.rehearsals.drain()
+
+
+def _last(rig: Rig) -> str:
+    return list(rig.chat.posted.values())[-1].message.plain()
+
+
+async def _platform(rig: Rig) -> str:
+    async with rig.db.session() as session:
+        return (await session.scalar(select(Person.platform).where(Person.platform_user_id == rig.leader))) or "slack"
+
+
+async def test_rehearse_lists_scenarios_then_a_choice_starts_one_with_its_introduction(offline: Rig) -> None:
+    platform = await _platform(offline)
+    reply = await offline.inbound.command(TextCommand(platform, offline.leader, "rehearse", NOW))
+    assert "Pick a scenario" in reply.text
+    assert "Which conversation do you want to practise?" in _last(offline)
+    reply = await offline.inbound.click(Click(platform, "c1", offline.leader, "rehearse|vp-decision-huddles", NOW))
+    assert "Rehearsal started" in reply.update.text
+    assert "Your goal:" in _last(offline) and "no AI" in _last(offline)
+
+
+async def test_offline_rehearsal_answers_each_turn_then_gives_rubric_feedback_not_reviewed(offline: Rig) -> None:
+    platform = await _platform(offline)
+    await offline.inbound.command(TextCommand(platform, offline.leader, "rehearse vp-decision-huddles", NOW))
+    await _say(offline, GOOD_PITCH, platform)
+    first_reply = _last(offline)
+    assert "thinking" not in first_reply  # the thinking message was replaced by the answer
+    await _say(offline, "It replaces the Thursday sync, so no extra meeting time. I'll send the invite by Friday.", platform)
+    await _say(offline, "done", platform)
+    feedback = _last(offline)
+    assert "Rubric check, no AI" in feedback and "not reviewed" in feedback and "/5" in feedback
+    async with offline.db.session() as session:
+        run = await session.scalar(select(RehearsalSession))
+        review = await session.scalar(select(FeedbackReview))
+    assert run.status == "finished" and len(run.transcript) == 4
+    assert review.status == "not_reviewed" and review.source == "rubric"
+
+
+async def test_the_same_message_delivered_twice_is_one_turn(offline: Rig) -> None:
+    platform = await _platform(offline)
+    await offline.inbound.command(TextCommand(platform, offline.leader, "rehearse vp-decision-huddles", NOW))
+    await _say(offline, GOOD_PITCH, platform, event="Ev1")
+    await _say(offline, GOOD_PITCH, platform, event="Ev1")
+    async with offline.db.session() as session:
+        run = await session.scalar(select(RehearsalSession))
+    assert [t["speaker"] for t in run.transcript] == ["leader", "stakeholder"]
+
+
+async def test_a_sensitive_pitch_is_flagged_sent_to_the_review_channel_and_only_a_coach_decides(offline: Rig) -> None:
+    platform = await _platform(offline)
+    await offline.inbound.command(TextCommand(platform, offline.leader, "rehearse vp-decision-huddles", NOW))
+    await _say(offline, "If the huddles fail I will put Sam on a PIP and cut his bonus.", platform)
+    await _say(offline, "done", platform)
+    assert "awaiting coach review" in _last(offline)
+    await offline.deliverer.deliver_due(await offline.rehearsals.programs.get(), lambda: NOW)
+    review_post = next(p for p in offline.chat.posted.values() if p.to.channel_id == "C0REVIEW")
+    assert "Flagged because" in review_post.message.plain() and "[ ] Approve" in review_post.message.plain()
+    async with offline.db.session() as session:
+        review_id = await session.scalar(select(FeedbackReview.id))
+
+    refused = await offline.inbound.click(Click("slack", "r1", offline.other, f"review|{review_id}|approve", NOW))
+    assert refused.text == "Only the cohort's coaches can review this feedback."
+    async with offline.db.session() as session:
+        assert await session.scalar(select(FeedbackReview.status)) == "awaiting_review"
+        assert await session.scalar(select(AuditEntry.outcome).where(AuditEntry.action == "review.approve")) == "refused"
+
+    decided = await offline.inbound.click(Click("slack", "r2", offline.coach, f"review|{review_id}|reject", NOW))
+    assert "Rejected by coach@example.com" in decided.update.plain()
+    async with offline.db.session() as session:
+        review = await session.scalar(select(FeedbackReview))
+    assert (review.status, review.reviewer) == ("rejected", "coach@example.com") and review.decided_at is not None
+    again = await offline.inbound.click(Click("slack", "r3", offline.coach, f"review|{review_id}|approve", NOW))
+    assert "already" in again.text
+    await offline.deliverer.deliver_due(await offline.rehearsals.programs.get(), lambda: NOW)
+    told = [p.message.plain() for p in offline.chat.posted.values() if p.to.user_id == offline.leader]
+    assert "rejected by a coach" in told[-1] and "withdrew" in told[-1]
+
+
+async def test_llm_rehearsal_through_the_real_client_stores_usage_and_parses_feedback(db: Database, server: FakeOpenAI) -> None:
+    async with OpenAiLlm(model="m", base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=0) as llm:
+        rig = await _rig(db, llm)
+        platform = await _platform(rig)
+        await rig.inbound.command(TextCommand(platform, rig.leader, "rehearse vp-decision-huddles", NOW))
+        server.answer("Why would my team give up more time?", usage=(120, 15))
+        await _say(rig, GOOD_PITCH, platform)
+        assert "Why would my team give up more time?" in _last(rig)
+        criteria = ["clear_ask", "business_outcome", "evidence", "objection_handling", "next_step", "brevity"]
+        server.answer_json({
+            "criteria": [{"criterion": c, "score": 4, "quote": "weekly decision huddle", "suggestion": "Keep it up."} for c in criteria],
+            "next_step": "Send the invite.", "confidence": "high",
+        }, usage=(600, 150))
+        await _say(rig, "done", platform)
+        assert "AI feedback — not reviewed" in _last(rig)
+        async with rig.db.session() as session:
+            run = await session.scalar(select(RehearsalSession))
+        assert (run.prompt_tokens, run.completion_tokens) == (720, 165)
+        system = server.requests[0].messages[0]
+        assert system["role"] == "system" and GOOD_PITCH not in system["content"]
+
+
+@pytest.mark.parametrize("failure", ["500", "timeout", "unparseable"])
+async def test_llm_failures_end_with_a_clear_message_and_a_flagged_review_never_invented_scores(db: Database, server: FakeOpenAI, failure: str) -> None:
+    async with OpenAiLlm(model="m", base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=0) as llm:
+        rig = await _rig(db, llm)
+        platform = await _platform(rig)
+        await rig.inbound.command(TextCommand(platform, rig.leader, "rehearse vp-decision-huddles", NOW))
+        server.answer("Why now?")
+        await _say(rig, GOOD_PITCH, platform)
+        {"500": lambda: server.fail(500, times=5), "timeout": lambda: server.hang(times=5), "unparseable": lambda: server.answer("I liked it!")}[failure]()
+        await _say(rig, "done", platform)
+        shown = _last(rig)
+        assert "/5" not in shown and "awaiting coach review" in shown
+        async with rig.db.session() as session:
+            review = await session.scalar(select(FeedbackReview))
+        assert review.status == "awaiting_review" and "criteria" not in review.feedback
+        assert "unparsed" in {r["code"] for r in review.flag_reasons}
+
+
+async def test_a_failed_stakeholder_reply_keeps_the_turn_so_it_can_be_sent_again(db: Database, server: FakeOpenAI) -> None:
+    async with OpenAiLlm(model="m", base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=0) as llm:
+        rig = await _rig(db, llm)
+        platform = await _platform(rig)
+        await rig.inbound.command(TextCommand(platform, rig.leader, "rehearse vp-decision-huddles", NOW))
+        server.fail(503, times=3)
+        await _say(rig, GOOD_PITCH, platform)
+        assert "try again" in _last(rig).lower()
+        async with rig.db.session() as session:
+            run = await session.scalar(select(RehearsalSession))
+        assert run.transcript == [] and run.status == "active"
+
+
+async def test_without_consent_nothing_is_recorded(offline: Rig) -> None:
+    async with offline.db.session() as session:
+        person = await session.scalar(select(Person).where(Person.platform_user_id == offline.leader))
+        await people.set_consent(session, person.id, "withdrawn", NOW)
+    reply = await offline.inbound.command(TextCommand(person.platform, offline.leader, "rehearse vp-decision-huddles", NOW))
+    assert "accept the consent" in reply.text
+    async with offline.db.session() as session:
+        assert (await session.scalars(select(RehearsalSession))).all() == []
+        assert (await session.scalars(select(Delivery))).all() == []
