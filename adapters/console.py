@@ -59,8 +59,9 @@ class ConsoleChat:
         posted.updates += 1
         self._print(f"updated {ref['message_id']}", message)
 
-    def click(self, message_id: str, block_id: str, label: str, at: datetime, event_id: str | None = None) -> Click:
-        """What a member's press of the button ``label`` under ``block_id`` sends back."""
+    def click(self, message_id: str, block_id: str, label: str, at: datetime, event_id: str | None = None, by: str | None = None) -> Click:
+        """What a press of the button ``label`` under ``block_id`` sends back; ``by`` is who
+        pressed it (default: the member the message was sent to)."""
         posted = self.posted[message_id]
         for block in posted.message.blocks:
             if isinstance(block, Section) and block.block_id == block_id:
@@ -69,7 +70,7 @@ class ConsoleChat:
                         return Click(
                             platform=posted.to.platform,
                             event_id=event_id or f"{message_id}:{block_id}:{at.timestamp()}",
-                            user_id=posted.to.user_id or "",
+                            user_id=by or posted.to.user_id or "",
                             value=choice.value,
                             at=at,
                             message_ref={"message_id": message_id},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pathlib import Path
 
 from adapters.base import ChatPort, RehearsalPort
-from bot.delivery import Deliverer, utc_now
+from bot.delivery import Deliverer
 from bot.digests import digest_message
 from bot.inbound import InboundHandler
 from bot.programs import ProgramSource
@@ -42,9 +43,9 @@ class App:
         self.deliverer.renderers["review"] = self.rehearsals.render_review_row
         self.deliverer.renderers["review_outcome"] = self.rehearsals.render_outcome
 
-    async def _render_digest(self, row: Claimed) -> Message:
+    async def _render_digest(self, row: Claimed, now: datetime) -> Message:
         program = await self.programs.get()
-        return await digest_message(self.db, program, row.payload["cohort"], IsoWeek.parse(row.payload["week"]), utc_now())
+        return await digest_message(self.db, program, row.payload["cohort"], IsoWeek.parse(row.payload["week"]), now)
 
     async def start(self) -> None:
         """Open what needs a running event loop (HTTP connection pools)."""

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run the scheduler and delivery worker")
 
+    rehearse = commands.add_parser("rehearse", help="rehearse a stakeholder pitch in the terminal (your turns from stdin; `done` ends)")
+    rehearse.add_argument("scenario", nargs="?", help="scenario key (default: the first in the scenario file)")
+
     tick = commands.add_parser("tick", help="queue everything due at an instant, deliver it, and exit")
     tick.add_argument("--at", type=_instant, help="ISO-8601 instant with a time zone, e.g. 2026-01-05T09:00:00+01:00 (default: now)")
 
@@ -126,6 +129,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
                 return await _worker(settings)
             case "tick":
                 return await _tick(args, settings)
+            case "rehearse":
+                return await _rehearse(args, settings)
             case "db":
                 return await _db_upgrade(settings)
             case "program":
@@ -288,6 +293,37 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if socket_mode is not None:
             await socket_mode.close_async()
         await runner.cleanup()
+    return 0
+
+
+async def _rehearse(args: argparse.Namespace, settings: Settings) -> int:
+    """The DM rehearsal in the terminal: same scenarios, same coach port, nothing stored."""
+    from bot.app import DEFAULT_SCENARIOS, coach_for
+    from bot.rehearsals import finish, take_turn
+    from nudges.rehearsal import Rehearsal, render_intro
+    from nudges.scenarios import load_scenarios
+
+    scenario = load_scenarios(settings.reinforce_scenarios or str(DEFAULT_SCENARIOS)).get(args.scenario)
+    coach = coach_for(settings)
+    interactive = sys.stdin.isatty()
+    print(render_intro(scenario, coach.source).plain(), flush=True)
+    rehearsal, finished = Rehearsal(scenario), None
+    try:
+        while finished is None:
+            if interactive:
+                print("you> ", end="", flush=True)
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:  # end of input counts as done
+                finished = await finish(coach, rehearsal.leader_says("done"))
+                print(finished.message.plain())
+                break
+            if not line.strip():
+                continue
+            rehearsal, message, _usage, finished = await take_turn(coach, rehearsal, line)
+            print(("" if interactive else f"you> {line.strip()}\n") + message.plain(), flush=True)
+    finally:
+        if hasattr(coach, "aclose"):
+            await coach.aclose()
     return 0
 
 

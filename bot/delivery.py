@@ -39,7 +39,7 @@ FLUSH_EVERY = 50
 
 Outcome = tuple[int, str, dict[str, Any]]
 # Renders a claimed row of a kind this module does not know (digests); returns the message.
-Renderer = Callable[[outbox.Claimed], Awaitable[Message]]
+Renderer = Callable[[outbox.Claimed, datetime], Awaitable[Message]]
 
 
 @dataclass
@@ -135,7 +135,7 @@ class Deliverer:
                 if ref is not None:
                     metrics.DELIVERIES.labels(row.kind, "verified").inc()
                     return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
-            message = await self._render(program, row, person, answers)
+            message = await self._render(program, row, person, answers, clock())
             await self.limiter.acquire(row.platform or "", tenant, to.user_id or to.channel_id or "")
             ref = await chat.send(to, message, key=row.key)
         except DeliveryError as exc:
@@ -188,7 +188,7 @@ class Deliverer:
             person.platform_user_id = user_id
         return Recipient(platform=row.platform or "", user_id=person.platform_user_id)
 
-    async def _render(self, program: Program, row: outbox.Claimed, person: Person | None, answers: dict[Any, dict[str, str]]) -> Message:
+    async def _render(self, program: Program, row: outbox.Claimed, person: Person | None, answers: dict[Any, dict[str, str]], now: datetime) -> Message:
         if row.kind == "consent":
             return consent_message(program)
         if row.kind in ("checklist", "reminder"):
@@ -212,7 +212,7 @@ class Deliverer:
         renderer = self.renderers.get(row.kind)
         if renderer is None:
             raise DeliveryError(f"deliveries of kind {row.kind!r} are not supported", permanent=True)
-        return await renderer(row)
+        return await renderer(row, now)
 
     async def _measure_lag(self, now: datetime) -> None:
         async with self.db.session() as session:

@@ -1,7 +1,8 @@
 """`reinforce demo`: the whole weekly loop on embedded defaults, with simulated managers.
 
-It goes through the same use cases as production (outbox, delivery, record_answer, digest);
-only the chat platform (the console adapter) and the people clicking are simulated.
+It goes through the same code as production: the scheduler's tick hour by hour, the
+outbox and delivery engine, the inbound handler, the rehearsal and review use cases, the
+digest. Only the chat platform (the console adapter) and the people clicking are simulated.
 """
 
 from __future__ import annotations
@@ -14,31 +15,27 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 
+from adapters.base import TextCommand
 from adapters.console import ConsoleChat
+from bot.app import App, build
 from bot.chart import chart_png
-from bot.checkins import deliver_outbox, enqueue_checklists, record_answer
 from bot.digests import cohort_digest
+from bot.jobs import tick
+from bot.settings import Settings
+from bot.simulation import COMPARISON, PILOT, Managers
 from nudges.digest import render_text
-from nudges.messages import Section
 from nudges.program import Program, load_program, parse_program
 from nudges.weeks import IsoWeek
 from storage import people
-from storage.db import Database, upgrade
-from storage.models import BehaviorSignal, CheckinAnswer, Person
+from storage.db import upgrade
+from storage.models import BehaviorSignal, CheckinAnswer, Delivery
 from storage.programs import save_program
 
 EXAMPLE_PROGRAM = Path(__file__).resolve().parent.parent / "examples" / "program.yaml"
-PILOT, COMPARISON = "pilot-a", "wave-b"
+TICK_HOURS = 2
 TIMEZONES = ("Europe/Lisbon", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "America/Sao_Paulo")
-
-# How simulated managers behave: a starting propensity per behavior, a weekly gain that is
-# larger in the pilot (which gets the training) than in the comparison wave.
-WEEKLY_GAIN = {PILOT: 0.06, COMPARISON: 0.01}
-ANSWER_RATE = 0.85
-CHANGE_OF_MIND = 0.05
-DOUBLE_CLICK = 0.05
 
 
 class DemoError(Exception):
@@ -74,63 +71,38 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
         if out is not None:
             print(text, file=out, flush=True)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    db_path = out_dir / "reinforce.db"
-    if db_path.exists() and not (out_dir / "transcript.txt").exists():
-        # Only a database an earlier demo left (with its transcript) is ever replaced.
-        raise DemoError(f"{out_dir} already holds a reinforce.db that a demo did not create; choose another --out")
-    for stale in (db_path, db_path.with_name("reinforce.db-wal"), db_path.with_name("reinforce.db-shm")):
-        stale.unlink(missing_ok=True)
+    db_path = _fresh_database(out_dir)
     url = f"sqlite:///{db_path}"
     await asyncio.to_thread(upgrade, url)
     program = simulated_program(load_program(str(EXAMPLE_PROGRAM)), managers)
     pilot = program.cohort(PILOT)
     first_week = IsoWeek.of(pilot.starts)
-    rng = random.Random(seed)
     say(f"Reinforce demo: {managers} simulated managers, {weeks} weeks, database {db_path}")
-
-    db = Database(url)
+    app = build(_demo_settings(url))
     try:
-        start = datetime.combine(pilot.starts, time(9), UTC)
-        async with db.session() as session:
-            await save_program(session, program, "examples/program.yaml (simulated members)", start)
-            for person in (await session.scalars(select(Person))).all():
-                await people.set_consent(session, person.id, "accepted", start)
-        cohort_of = {m.email: c.key for c in program.cohorts for m in c.members}
-        propensity = {(email, b): rng.uniform(0.15, 0.45) for email in cohort_of for b in pilot.checklist}
-
+        async with app.db.session() as session:
+            await save_program(session, program, "examples/program.yaml (simulated members)", datetime.combine(pilot.starts, time(0), UTC) - timedelta(days=3))
         with (out_dir / "transcript.txt").open("w") as transcript:
             chat = ConsoleChat(out=transcript)
-            chats = {"slack": chat, "teams": chat}
+            app.chats.update(slack=chat, teams=chat)
+            cohort_of = {m.email: c.key for c in program.cohorts for m in c.members}
+            crowd = Managers(chat, app.inbound, cohort_of, random.Random(seed), list(pilot.checklist))
             for i in range(weeks):
-                week = first_week + i
-                now = start + timedelta(weeks=i)
-                await enqueue_checklists(db, program, week, now)
-                already = set(chat.posted)
-                report = await deliver_outbox(db, program, chats, now)
-                if i == 0 and chat.posted:
-                    say("\nWhat a manager receives (console rendering of the weekly DM):")
-                    say(next(iter(chat.posted.values())).message.plain())
-                    say("")
-                answered = 0
-                for message_id in [m for m in chat.posted if m not in already]:
-                    email = chat.posted[message_id].to.user_id.removeprefix("console:")  # type: ignore[union-attr]
-                    gain = WEEKLY_GAIN[cohort_of[email]] * i
-                    answered += await _simulate_manager(db, program, chat, message_id, now, rng, lambda b, e=email: propensity[(e, b)] + gain)
-                say(f"week {i + 1}/{weeks} ({week}): {report.sent} checklists sent, {answered} managers answered")
-
-        # The digest as the sponsor gets it on the Friday of the last simulated week.
-        digest = await cohort_digest(db, program, PILOT, first_week + (weeks - 1), start + timedelta(weeks=weeks - 1, days=4))
+                await _simulate_week(app, program, crowd, first_week + i, i, say, show_sample=i == 0)
+            friday = datetime.combine((first_week + (weeks - 1)).monday(), time(17), UTC) + timedelta(days=4)
+            say("")
+            await _rehearsal(app, program, chat, friday, say)
+        digest = await cohort_digest(app.db, program, PILOT, first_week + (weeks - 1), friday)
         text = render_text(digest)
         (out_dir / "digest.txt").write_text(text + "\n")
         chart = await chart_png(digest)
         if chart is not None:
             (out_dir / "digest.png").write_bytes(chart)
-        async with db.session() as session:
+        async with app.db.session() as session:
             answers = await session.scalar(select(func.count()).select_from(CheckinAnswer)) or 0
             signals = await session.scalar(select(func.count()).select_from(BehaviorSignal)) or 0
     finally:
-        await db.close()
+        await app.close()
     say("\nSponsor digest for the pilot:\n")
     say(text)
     say(f"\nStored {answers} answers and {signals} behavior signals in {db_path}")
@@ -142,30 +114,82 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
     return DemoResult(db_path, answers, signals, text)
 
 
-async def _simulate_manager(
-    db: Database, program: Program, chat: ConsoleChat, message_id: str, now: datetime, rng: random.Random, p_yes: Callable[[str], float]
-) -> int:
-    """One manager's clicks on one checklist; returns 1 if they answered at all."""
-    if rng.random() > ANSWER_RATE:
-        return 0
-    at = now + timedelta(minutes=rng.randint(1, 600))
-    sections = [b for b in chat.posted[message_id].message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("q:")]
-    for section in sections:
-        behavior = (section.block_id or "").removeprefix("q:")
-        labels = [_answer(rng, min(0.95, p_yes(behavior)))]
-        if rng.random() < CHANGE_OF_MIND:  # a second thought, later: the last answer wins
-            labels.append(_answer(rng, min(0.95, p_yes(behavior))))
-        for label in labels:
-            at += timedelta(seconds=rng.randint(5, 90))
-            click = chat.click(message_id, section.block_id or "", label, at)
-            presses = 2 if rng.random() < DOUBLE_CLICK else 1  # a platform retry: same event id
-            for _ in range(presses):
-                outcome = await record_answer(db, program, click)
-                if outcome.message is not None:
-                    await chat.update({"message_id": message_id}, outcome.message)
-    return 1
+def _fresh_database(out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db_path = out_dir / "reinforce.db"
+    if db_path.exists() and not (out_dir / "transcript.txt").exists():
+        # Only a database an earlier demo left (with its transcript) is ever replaced.
+        raise DemoError(f"{out_dir} already holds a reinforce.db that a demo did not create; choose another --out")
+    for stale in (db_path, db_path.with_name("reinforce.db-wal"), db_path.with_name("reinforce.db-shm")):
+        stale.unlink(missing_ok=True)
+    return db_path
 
 
-def _answer(rng: random.Random, p_yes: float) -> str:
-    r = rng.random()
-    return "Yes" if r < p_yes else "Partly" if r < p_yes + 0.2 else "No"
+def _demo_settings(url: str) -> Settings:
+    """Embedded defaults: whatever the environment says, no platform, no LLM."""
+    return Settings(
+        database_url=url, slack_bot_token=None, slack_client_id=None, slack_client_secret=None, slack_app_token=None,
+        microsoft_app_id=None, reinforce_teams_dev=False, openai_api_key=None, openai_base_url=None, reinforce_scenarios=None,
+    )
+
+
+async def _simulate_week(app: App, program: Program, crowd: Managers, week: IsoWeek, index: int, say: Callable[[str], None], show_sample: bool) -> None:
+    """Monday 00:00 to Friday 22:00 UTC, every two hours (the worker ticks every minute; two
+    hours keep the demo quick and still hit every slot): the managers act, the scheduler
+    ticks, the outbox is delivered, and the managers notice what arrived."""
+    monday = datetime.combine(week.monday(), time(0), UTC)
+    for hour in range(0, 5 * 24, TICK_HOURS):
+        now = monday + timedelta(hours=hour)
+        await crowd.act(now, index)
+        await tick(app.db, program, now)
+        await app.deliverer.deliver_due(program, lambda now=now: now)
+        crowd.notice(now, index)
+        if show_sample and hour == 22:
+            sample = next((p for p in crowd.chat.posted.values() if (p.key or "").startswith("checklist:")), None)
+            if sample is not None:
+                say("\nWhat a manager receives (console rendering of the weekly DM):")
+                say(sample.message.plain() + "\n")
+    async with app.db.session() as session:
+        sent = dict((await session.execute(
+            select(Delivery.kind, func.count()).where(Delivery.status == "sent", Delivery.sent_at >= monday, Delivery.sent_at < monday + timedelta(days=7)).group_by(Delivery.kind)
+        )).all())
+        answered = await session.scalar(select(func.count(distinct(CheckinAnswer.person_id))).where(CheckinAnswer.week == str(week))) or 0
+    parts = [f"{sent.get(kind, 0)} {label}" for kind, label in (("consent", "consent requests"), ("checklist", "checklists"), ("reminder", "reminders"), ("nudge", "nudges"), ("digest", "digests"))]
+    say(f"week {index + 1} ({week}): sent {', '.join(p for p in parts if not p.startswith('0 '))}; {answered} managers answered")
+
+
+async def _rehearsal(app: App, program: Program, chat: ConsoleChat, now: datetime, say: Callable[[str], None]) -> None:
+    """One offline rehearsal that the review policy flags, a coach's decision, and what the
+    leader is told: the human-review loop end to end."""
+    leader = program.cohort(PILOT).members[0]
+    leader_id = f"console:{leader.email}"
+    async with app.db.session() as session:
+        coach = await people.by_email(session, "coach@example.com")
+        coach.platform, coach.platform_user_id = "slack", "console:coach@example.com"
+    say(f"A rehearsal by {leader.email} (offline rubric check, no AI):")
+    await app.inbound.command(TextCommand(leader.platform, leader_id, "rehearse vp-decision-huddles", now))
+    for line in REHEARSAL:
+        say(f"  leader: {line}")
+        await app.inbound.message(TextCommand(leader.platform, leader_id, line, now))
+        await app.rehearsals.drain()
+        answer = list(chat.posted.values())[-1].message
+        say("  " + answer.plain().replace("\n", "\n  "))
+    await app.deliverer.deliver_due(program, lambda: now)
+    review = next((m for m, p in chat.posted.items() if p.to.channel_id and (p.key or "").startswith("review:")), None)
+    if review is None:
+        return
+    say(f"\nThe review channel got it (flagged): {chat.posted[review].message.blocks[2].text}")  # type: ignore[union-attr]
+    click = chat.click(review, "review", "Approve", now + timedelta(minutes=20), by="console:coach@example.com")
+    reply = await app.inbound.click(click)
+    if reply.update is not None:
+        await chat.update({"message_id": review}, reply.update)
+    await app.deliverer.deliver_due(program, lambda: now + timedelta(minutes=21))
+    told = list(chat.posted.values())[-1].message
+    say(f"A coach approved it; the leader is told: {told.text}")
+
+
+REHEARSAL = (
+    "Dana, can we trial a 15-minute weekly decision huddle for six weeks, starting Tuesday? Last quarter 4 of 9 launches slipped.",
+    "It replaces the Thursday sync, so no extra time. If leads skip it, I will raise it at their performance review.",
+    "done",
+)

@@ -226,7 +226,7 @@ class Rehearsals:
             blocks.append(Context(f"{review.status.capitalize()} by {review.reviewer} on {review.decided_at:%Y-%m-%d %H:%M} UTC."))
         return Message(f"{label}: {scenario.title}", tuple(blocks))
 
-    async def render_outcome(self, row: Claimed) -> Message:
+    async def render_outcome(self, row: Claimed, now: datetime) -> Message:
         """What the leader is told after a coach's decision."""
         async with self.db.session() as session:
             found = await rehearsals.review_with_session(session, row.payload["review"])
@@ -239,7 +239,7 @@ class Rehearsals:
             return render_feedback(Feedback.model_validate({k: v for k, v in review.feedback.items() if k != "coach_note"}), scenario, review.status, note)  # type: ignore[arg-type]
         return render_no_feedback(scenario, note or "A coach looked at your rehearsal.", review.status, review.source)  # type: ignore[arg-type]
 
-    async def render_review_row(self, row: Claimed) -> Message:
+    async def render_review_row(self, row: Claimed, now: datetime) -> Message:
         return await self.render_review(row.payload["review"])
 
     async def _send(self, platform: str, user_id: str, message: Message) -> dict[str, Any]:

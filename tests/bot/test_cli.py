@@ -88,7 +88,8 @@ def test_demo_leaves_the_answers_and_signals_it_printed_in_its_database(tmp_path
         answers = conn.execute("SELECT count(*) FROM checkin_answers").fetchone()[0]
         signals = conn.execute("SELECT count(*) FROM behavior_signals").fetchone()[0]
     assert (answers, signals) == (int(printed[1]), int(printed[2])) and answers > 0
-    assert "week 4/4" in result.stdout and "Participation:" in result.stdout
+    assert "week 4 (2026-W05): sent" in result.stdout and "Participation:" in result.stdout
+    assert "A coach approved it; the leader is told: Rubric check, no AI — approved by a coach" in result.stdout
     assert (out / "digest.txt").read_text().startswith("Product leadership pilot — Pilot A, week 4 of 12")
 
 

@@ -3,6 +3,7 @@ Retry-After, 503, timeouts after the message arrived, and permanent errors."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -75,18 +76,21 @@ async def _drain(deliverer: Deliverer, program: Program, clock: Clock, rounds: i
 
 async def test_429_waits_for_retry_after_then_sends_once(db: Database, fake: FakeSlack) -> None:
     program = await _program_with(db, 1)
-    fake.fail("chat.postMessage", status=429, retry_after=30)
+    fake.fail("chat.postMessage", status=429, retry_after=2)
     clock = Clock()
     deliverer = _deliverer(db, fake)
     first = await deliverer.deliver_due(program, clock)
     assert (first.sent, first.retrying) == (0, 1)
     async with db.session() as session:
         retry_at = await session.scalar(select(Delivery.next_attempt_at))
-    assert retry_at == T0 + timedelta(seconds=30)
-    clock.now += timedelta(seconds=29)
+    assert retry_at == T0 + timedelta(seconds=2)
+    clock.now += timedelta(seconds=1)
     assert (await deliverer.deliver_due(program, clock)).sent == 0  # not before Retry-After
     clock.now += timedelta(seconds=1)
+    started = time.monotonic()
     assert (await deliverer.deliver_due(program, clock)).sent == 1
+    # The workspace was paused for the Retry-After on the real clock too: no send before it.
+    assert time.monotonic() - started > 1.0
     assert fake.delivered() == {"DU0": 1}
 
 
