@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nudges.coaching import choose_nudge
 from nudges.program import Cohort as CohortSpec
 from nudges.program import Program
-from nudges.schedule import Due, MemberState, Rules, digest_due, due_for_member
+from nudges.schedule import Due, MemberState, Rules, digest_due, due_for_member, next_allowed
 from nudges.weeks import IsoWeek
 from storage import checkins, outbox, people
 from storage.db import Database
@@ -77,7 +77,9 @@ async def _members(session: AsyncSession, program: Program, spec: CohortSpec, co
             continue
         if consent is None:
             await people.set_consent(session, person.id, "pending", now)
-            rows.append(_row(key=f"consent:{person.id}", kind="consent", period="once", due_at=now, person=person, cohort_id=cohort_id))
+            # The consent request is a touch like any other: not in the member's quiet hours.
+            due_at = next_allowed(now, person.timezone, rules)
+            rows.append(_row(key=f"consent:{person.id}", kind="consent", period="once", due_at=due_at, person=person, cohort_id=cohort_id))
             continue
         if consent != "accepted":
             continue

@@ -174,3 +174,15 @@ async def test_not_for_me_is_stored_shown_and_counted_for_the_program_owner(db: 
     forged = NudgeFeedback("decision_huddle:0", IsoWeek.parse(payload["week"]), "useful").encode()
     if payload["nudge_id"] != "decision_huddle:0":
         assert (await record_nudge_feedback(db, program, Click("slack", "e3", "T1:U1", forged, monday))).status == "refused"
+
+
+async def test_the_consent_request_waits_for_the_members_morning(db: Database, program: Program) -> None:
+    async with db.session() as session:
+        await session.execute(people.Consent.__table__.delete())
+    at = _local("2026-01-05", "10:00", "Europe/Lisbon")  # 05:00 in New York
+    await tick(db, program, at)
+    async with db.session() as session:
+        rows = (await session.execute(select(Person.timezone, Delivery.due_at).join(Person, Person.id == Delivery.person_id).where(Delivery.kind == "consent"))).all()
+    due = {zone: when for zone, when in rows}
+    assert due["Europe/Lisbon"] == at
+    assert due["America/New_York"] == _local("2026-01-05", "08:00", "America/New_York")
