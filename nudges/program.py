@@ -262,26 +262,30 @@ def parse_program(data: Any, source: str = "<program>") -> Program:
 
 def load_program(path: str, text: str | None = None) -> Program:
     """Read and validate a program file. ``text`` may be given to avoid reading from disk."""
+    return parse_program(read_yaml(path, text), path)
+
+
+def read_yaml(path: str, text: str | None = None, error: type[ProgramError] = ProgramError) -> Any:
+    """Read a YAML file (size-capped, UTF-8); problems are raised as ``error`` naming the file."""
     if text is None:
         try:
             with open(path, "rb") as handle:
                 raw = handle.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
-            raise ProgramError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+            raise error(f"{path}: cannot read the file ({exc.strerror or exc})") from None
         if len(raw) > MAX_FILE_BYTES:
-            raise ProgramError(f"{path}: the file is larger than {MAX_FILE_BYTES // 1_000_000} MB")
+            raise error(f"{path}: the file is larger than {MAX_FILE_BYTES // 1_000_000} MB")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise ProgramError(f"{path}: the file is not UTF-8 text") from None
+            raise error(f"{path}: the file is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ProgramError(f"{path}: not valid YAML{where}: {problem}") from None
-    return parse_program(data, path)
+        raise error(f"{path}: not valid YAML{where}: {problem}") from None
 
 
 def _describe(source: str, data: Any, err: Mapping[str, Any]) -> str:

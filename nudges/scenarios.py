@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 # The program file's field types and error rendering, so both files read and fail alike.
-from nudges.program import MAX_FILE_BYTES, Key, ProgramError, Text, _FieldError, _path, _relative
+from nudges.program import Key, ProgramError, Text, _FieldError, _path, _relative, read_yaml
 
 Criterion = Literal["clear_ask", "business_outcome", "evidence", "objection_handling", "next_step", "brevity"]
 CRITERIA: tuple[Criterion, ...] = Criterion.__args__  # type: ignore[attr-defined]
@@ -127,25 +126,7 @@ def parse_scenarios(data: Any, source: str = "<scenarios>") -> ScenarioBook:
 
 def load_scenarios(path: str, text: str | None = None) -> ScenarioBook:
     """Read and validate a scenario file. ``text`` may be given to avoid reading from disk."""
-    if text is None:
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ScenarioError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-        if len(raw) > MAX_FILE_BYTES:
-            raise ScenarioError(f"{path}: the file is larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ScenarioError(f"{path}: the file is not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
-    return parse_scenarios(data, path)
+    return parse_scenarios(read_yaml(path, text, ScenarioError), path)
 
 
 def _describe(source: str, data: Any, err: Mapping[str, Any]) -> str:
