@@ -338,3 +338,12 @@ async def test_the_scheduled_digest_is_posted_to_the_sponsor_channel_once_with_i
     assert len(posts) == 1 and "Pilot A" in json.dumps(posts[0].params["blocks"])
     (upload,) = [f for f in rig.fake.files.values() if f.get("channel") == "C0SPONSOR"]
     assert upload["data"].startswith(b"\x89PNG") and upload["thread_ts"] is not None
+
+
+async def test_metrics_count_deliveries_by_kind_and_status(rig: Rig) -> None:
+    await _deliver_checklists(rig)
+    async with rig.http.get(f"{rig.url}/metrics") as response:
+        text = await response.text()
+    sent = [line for line in text.splitlines() if line.startswith('reinforce_deliveries_total{kind="checklist",status="sent"}')]
+    assert sent and float(sent[0].split()[-1]) >= 1
+    assert "reinforce_outbox_lag_seconds" in text
