@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="anonymized signals as CSV (keyed pseudonyms; needs REINFORCE_PSEUDONYM_KEY)")
     export.add_argument("--out", type=Path, required=True, metavar="FILE.csv")
     export.add_argument("--cohort", metavar="C", help="only this cohort's signals")
+
+    forget = commands.add_parser("forget", help="delete everything held about a person (email or platform id); audited")
+    forget.add_argument("person", metavar="PERSON", help="an email, or a platform id such as T0001:U123 (Slack) or TENANT:AAD-ID (Teams)")
     return parser
 
 
@@ -139,6 +142,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
                 return await _digest(args, settings)
             case "export":
                 return await _export(args, settings)
+            case "forget":
+                return await _forget(args, settings)
     except OperationalError as exc:
         url = make_url(settings.database_url).render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
@@ -254,6 +259,25 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await db.close()
     print(f"wrote {result.rows} signals to {result.path} (pseudonymous: no names, emails, platform ids or notes)")
+    return 0
+
+
+async def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.lifecycle import LifecycleError, forget_lines, forget_person, forget_warning
+    from storage.db import Database
+
+    await _check_schema(settings)
+    db = Database(settings.database_url)
+    try:
+        report = await forget_person(db, args.person, "cli", datetime.now(UTC))
+    except LifecycleError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await db.close()
+    for line in forget_lines(report):
+        print(line)
+    if warning := forget_warning(report):
+        print(f"reinforce: {warning}", file=sys.stderr)
     return 0
 
 

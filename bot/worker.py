@@ -10,9 +10,11 @@ import signal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import metrics
 from bot.app import App
 from bot.delivery import utc_now
 from bot.jobs import tick
+from bot.lifecycle import purge_expired
 from nudges.program import ProgramError
 
 log = logging.getLogger(__name__)
@@ -21,13 +23,21 @@ IDLE_POLL_SECONDS = 2.0
 
 
 async def tick_job(app: App) -> None:
-    """Queue what is due now; a missing program is reported, not fatal."""
+    """Purge what is past retention, then queue what is due now; a missing program is
+    reported, not fatal."""
+    now = utc_now()
+    try:
+        # Before the program check: old notes and transcripts go even with no program loaded.
+        await purge_expired(app.db, app.settings.reinforce_retention_days, now)
+    except Exception:  # the tick's queuing must not wait for the purge; the next tick tries again
+        log.exception("retention purge failed; trying again at the next tick")
+        metrics.ERRORS.labels("retention").inc()
     try:
         program = await app.programs.get()
     except ProgramError as exc:
         log.warning("%s", exc)
         return
-    report = await tick(app.db, program, utc_now())
+    report = await tick(app.db, program, now)
     if report.total():
         log.info("tick queued %s", ", ".join(f"{n} {kind}" for kind, n in sorted(report.queued.items())))
 

@@ -9,8 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry
 
+_COLUMNS = AuditEntry.__table__.c
+
 
 def record(
     session: AsyncSession, now: datetime, actor: str, action: str, subject: str | None = None, outcome: str = "ok", **detail: Any
 ) -> None:
-    session.add(AuditEntry(at=now, actor=actor, action=action, subject=subject, outcome=outcome, detail=detail))
+    # Actors and subjects can come from a request (an unknown user's platform id, a typed
+    # cohort key): clipped to their columns, so a hostile one is still audited rather than
+    # failing the request on PostgreSQL, which enforces the lengths.
+    session.add(AuditEntry(
+        at=now, actor=_clip(actor, _COLUMNS.actor.type.length), action=_clip(action, _COLUMNS.action.type.length),
+        subject=_clip(subject, _COLUMNS.subject.type.length) if subject is not None else None, outcome=outcome, detail=detail,
+    ))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -172,3 +172,30 @@ def test_demo_never_replaces_a_database_it_did_not_create(tmp_path: Path) -> Non
     result = reinforce("demo", "--weeks", "1", "--out", str(tmp_path))
     assert result.returncode == 1 and "a demo did not create" in result.stderr
     assert (tmp_path / "reinforce.db").read_bytes() == b"precious"
+
+
+def test_forget_deletes_a_member_says_what_went_and_warns_while_the_program_file_lists_them(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert reinforce("db", "upgrade", DATABASE_URL=url).returncode == 0
+    assert reinforce("program", "load", str(EXAMPLE), DATABASE_URL=url).returncode == 0
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        assert conn.execute("SELECT count(*) FROM people WHERE email = 'ana@example.com'").fetchone() == (1,)
+    forgotten = reinforce("forget", "ana@example.com", DATABASE_URL=url)
+    assert forgotten.returncode == 0, forgotten.stderr
+    assert forgotten.stdout.startswith("forgot ana@example.com: deleted ")
+    assert "1 person record" in forgotten.stdout
+    assert "the next `reinforce program load` adds them again" in forgotten.stderr
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        assert conn.execute("SELECT count(*) FROM people WHERE email = 'ana@example.com'").fetchone() == (0,)
+    again = reinforce("forget", "ana@example.com", DATABASE_URL=url)
+    assert again.returncode == 0
+    assert again.stdout.startswith("nothing held about ana@example.com")
+
+
+def test_forget_of_something_that_names_nobody_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert reinforce("db", "upgrade", DATABASE_URL=url).returncode == 0
+    result = reinforce("forget", "ana", DATABASE_URL=url)
+    assert result.returncode == 1
+    assert result.stderr.startswith("reinforce: 'ana' is neither an email nor a platform id")
+    assert result.stderr.count("\n") == 1
