@@ -286,6 +286,10 @@ def read_yaml(path: str, text: str | None = None, error: type[ProgramError] = Pr
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise error(f"{path}: not valid YAML{where}: {problem}") from None
+    except ValueError as exc:  # PyYAML's own date and number constructors, e.g. 2026-13-45
+        raise error(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise error(f"{path}: not valid YAML: nested too deeply") from None
 
 
 def _describe(source: str, data: Any, err: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from storage.db import Database, upgrade
 
@@ -32,6 +33,12 @@ def _postgres_base() -> tuple[str | None, str | None]:
 
 
 PG_URL, PG_SKIP_REASON = _postgres_base()
+
+# In CI the property and fuzz tests try the same examples on every run, so a red CI points at
+# a change rather than at luck; run locally, they keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @contextmanager

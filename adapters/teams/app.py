@@ -28,6 +28,7 @@ from msrest.exceptions import DeserializationError
 from urllib3.util.retry import Retry
 
 from adapters.base import Inbound
+from adapters.teams.activities import routing_problem
 from adapters.teams.bot import ReinforceBot
 from adapters.teams.chat import Addresses, TeamsChat
 
@@ -143,6 +144,10 @@ class TeamsAdapter:
         except Exception as exc:  # every other failure means the token does not hold
             log.info("Teams: refused a request (%s: %s)", exc.__class__.__name__, str(exc)[:200])
             return web.Response(status=401, text="unauthorized")
+        problem = routing_problem(activity)
+        if problem is not None:
+            log.info("Teams: refused a malformed activity (%s)", problem)
+            return web.Response(status=400, text="malformed activity")
         try:
             invoke = await self.adapter.process_activity(authenticated, activity, self.bot.on_turn)
         except Exception:
