@@ -18,7 +18,7 @@ from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_
 from nudges.messages import Message
 from nudges.program import Program
 from nudges.weeks import IsoWeek
-from storage import checkins, outbox, people
+from storage import audit, checkins, outbox, people
 from storage.db import Database
 from storage.models import Cohort, Person
 
@@ -163,6 +163,7 @@ async def _record_valid(
             outcomes[i] = AnswerOutcome("refused", reply="Nothing was recorded: you have not agreed to take part yet.")
         elif ref.cohort not in member.cohorts:
             outcomes[i] = AnswerOutcome("refused", reply="This checklist belongs to a cohort you are not part of.")
+            audit.record(session, click.at, f"{click.platform}:{click.user_id}", "checkin.answer", subject=ref.cohort, outcome="refused")
         elif program.cohort(ref.cohort).week_number(ref.week) < 1 or ref.week > IsoWeek.of(click.at.astimezone(ZoneInfo(member.timezone))):
             outcomes[i] = AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
         else:

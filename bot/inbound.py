@@ -13,6 +13,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCommand
 from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, record_nudge_feedback
@@ -211,6 +212,7 @@ class InboundHandler:
             person = await people.by_platform_id(session, click.platform, click.user_id)
             cohort = await people.is_participant(session, person.id, ref.cohort) if person else None
             if person is None or cohort is None:
+                _audit_refusal(session, click.platform, click.user_id, person, f"checkin.{ref.action}", ref.cohort, click.at)
                 return Reply(text="This checklist is not yours.")
             zone = ZoneInfo(person.timezone)
             if ref.action == "skip":
@@ -235,6 +237,7 @@ class InboundHandler:
             person = await people.by_platform_id(session, submission.platform, submission.user_id)
             cohort = await people.is_participant(session, person.id, ref.cohort) if person else None
             if person is None or cohort is None:
+                _audit_refusal(session, submission.platform, submission.user_id, person, "checkin.note", ref.cohort, submission.at)
                 return Reply(text="This checklist is not yours.")
             if await people.consent_status(session, person.id) != "accepted":
                 return Reply(text="Nothing was recorded: you have not agreed to take part.")
@@ -297,7 +300,7 @@ class InboundHandler:
         role = "sponsor" if verb == "digest" else "admin"
         async with self.db.session() as session:
             person = await people.by_platform_id(session, command.platform, command.user_id)
-            actor = person.email if person else f"{command.platform}:{command.user_id}"
+            actor = _actor(command.platform, command.user_id, person)
             cohort_key = argument.split(" ")[0] if verb == "digest" and argument else None
             if verb == "digest" and cohort_key is None and person is not None:
                 owned = await people.cohorts_with_role(session, person.id, "sponsor")
@@ -318,6 +321,15 @@ class InboundHandler:
             return Reply(text=str(exc))
         week = IsoWeek.of(command.at)
         return Reply(text=render_text(await cohort_digest(self.db, program, spec.key, week)))
+
+
+def _actor(platform: str, user_id: str, person: Person | None) -> str:
+    """Who the audit log names: the program email when the person is known, else the platform id."""
+    return person.email if person is not None and person.email else f"{platform}:{user_id}"
+
+
+def _audit_refusal(session: AsyncSession, platform: str, user_id: str, person: Person | None, action: str, cohort: str, at: datetime) -> None:
+    audit.record(session, at, _actor(platform, user_id, person), action, subject=cohort, outcome="refused")
 
 
 def _next_morning(at: datetime, zone: ZoneInfo) -> datetime:

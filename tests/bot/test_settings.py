@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
 from bot.settings import SettingsError, load_settings
+from storage.db import upgrade
+from tests.rig import SECRET, running_rig, wait_for
 
 VARIABLES = [
     "DATABASE_URL", "PORT", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID",
@@ -84,3 +89,25 @@ def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "")
     settings = load_settings()
     assert settings.microsoft_app_id is None and settings.port == 3978
+
+
+async def test_secrets_never_reach_the_logs_of_a_busy_web_process(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """Every logger at DEBUG (slack_sdk logs each request it makes at that level) through
+    sends, clicks, commands, a forged request and a Teams install."""
+    caplog.set_level(logging.DEBUG)
+    token, key = "xoxb-1111-2222-tokenvalue", "pseudonym-key-value-3333"
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    async with running_rig(url, slack_bot_token=token, reinforce_pseudonym_key=key) as rig:
+        await rig.consent_all()
+        await rig.deliver_checklists()
+        channel, ts, yes = rig.slack_button("ana@example.com", "q:decision_huddle", "Yes")
+        assert await rig.slack_click("ana@example.com", yes, channel=channel, ts=ts) == 200
+        assert "Only sponsors" in await rig.slack_command("ana@example.com", "digest pilot-a")
+        assert (await rig.slack_post("payload=%7B%7D", signed=False))[0] == 401
+        await rig.teams_install("carla@example.com")
+        await wait_for(lambda: rig.slack.called("chat.update"))
+    logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    assert "chat.postMessage" in logged  # the SDK's request log was captured
+    for secret in (token, SECRET, key):
+        assert secret not in logged

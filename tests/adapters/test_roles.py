@@ -1,0 +1,197 @@
+"""Role refusals through the real Slack and Teams entry points: each is refused with a reply,
+stores nothing, and leaves one audit entry saying who tried what."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import select
+
+from bot.jobs import tick
+from nudges.checklist import ChoiceRef
+from storage.db import Database
+from storage.models import FeedbackReview
+from tests.fakes.bot_connector import card_submit, personal_conversation
+from tests.rig import BOT, MONDAY, TEAM, TENANT, WEEK, Rig, running_rig, slack_user_of, wait_for
+
+
+@pytest.fixture
+async def rig(db: Database, db_url: str) -> AsyncIterator[Rig]:
+    async with running_rig(db_url) as rig:
+        await rig.consent_all()
+        yield rig
+
+
+def _stored_besides_audit(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Tables whose row count changed, other than the audit log."""
+    return {table: after[table] - before[table] for table in after if table != "audit_log" and after[table] != before[table]}
+
+
+# --- commands -------------------------------------------------------------------------------
+
+COMMANDS = [
+    # (who types it, what, the reply, the audit entry's action and subject)
+    ("ana@example.com", "digest pilot-a", "Only sponsors can use `digest`.", "command.digest", "pilot-a"),
+    ("coach@example.com", "digest pilot-a", "Only sponsors can use `digest`.", "command.digest", "pilot-a"),
+    ("ana@example.com", "status", "Only admins can use `status`.", "command.status", None),
+    ("vp.product@example.com", "status", "Only admins can use `status`.", "command.status", None),
+]
+
+
+@pytest.mark.parametrize(("email", "text", "reply", "action", "subject"), COMMANDS, ids=[f"{e.split('@')[0]}-{t.split()[0]}" for e, t, *_ in COMMANDS])
+async def test_a_slash_command_without_the_role_is_refused_stores_nothing_and_is_audited(
+    rig: Rig, email: str, text: str, reply: str, action: str, subject: str | None
+) -> None:
+    before = await rig.counts()
+    assert await rig.slack_command(email, text) == reply
+    after = await rig.counts()
+    assert _stored_besides_audit(before, after) == {}
+    assert after["audit_log"] == before["audit_log"] + 1
+    assert (await rig.audit())[-1] == (email, action, subject, "refused")
+
+
+async def test_a_slash_command_from_someone_outside_the_program_is_refused_and_audited_by_platform_id(rig: Rig) -> None:
+    before = await rig.counts()
+    assert await rig.slack_command("nobody@example.com", "digest pilot-a") == "Only sponsors can use `digest`."
+    assert _stored_besides_audit(before, await rig.counts()) == {}
+    assert (await rig.audit())[-1] == (f"slack:{TEAM}:{slack_user_of('nobody@example.com')}", "command.digest", "pilot-a", "refused")
+
+
+async def test_a_refusal_with_an_overlong_user_id_and_cohort_is_still_audited_clipped(rig: Rig) -> None:
+    """PostgreSQL enforces the audit columns' lengths: the entry is clipped, not the request failed."""
+    body = urlencode({"command": "/reinforce", "text": "digest " + "p" * 400, "team_id": TEAM, "user_id": "U" + "X" * 400, "channel_id": "D1", "trigger_id": "t1"})
+    assert await rig.slack_post(body) == (200, "Only sponsors can use `digest`.")
+    actor, action, subject, outcome = (await rig.audit())[-1]
+    assert (action, outcome, len(actor), len(subject or "")) == ("command.digest", "refused", 320, 320)
+    assert actor.startswith(f"slack:{TEAM}:UXXX") and actor.endswith("…")
+
+
+@pytest.mark.parametrize(("email", "text", "reply", "action", "subject"), [
+    ("carla@example.com", "digest pilot-a", "Only sponsors can use `digest`.", "command.digest", "pilot-a"),
+    ("carla@example.com", "status", "Only admins can use `status`.", "command.status", None),
+], ids=["digest", "status"])
+async def test_a_command_typed_in_the_teams_personal_chat_without_the_role_is_refused_stores_nothing_and_is_audited(
+    rig: Rig, email: str, text: str, reply: str, action: str, subject: str | None
+) -> None:
+    await rig.teams_install(email)
+    before = await rig.counts()
+    assert await rig.teams_say(email, text) == reply
+    after = await rig.counts()
+    assert _stored_besides_audit(before, after) == {}  # the chat's reference is refreshed, not added
+    assert (after["audit_log"] - before["audit_log"], (await rig.audit())[-1]) == (1, (email, action, subject, "refused"))
+
+
+# --- a button on a checklist that is not the member's ----------------------------------------
+
+
+async def _click_on_anas_checklist_by_sami(rig: Rig, block_id: str, label: str) -> dict[str, int]:
+    """Sami (Wave B) presses a button of Ana's (Pilot A) checklist; returns what changed in storage."""
+    await rig.deliver_checklists()
+    channel, ts, value = rig.slack_button("ana@example.com", block_id, label)
+    assert ChoiceRef.decode(value).cohort == "pilot-a"
+    before = await rig.counts()
+    assert await rig.slack_click("sami@example.com", value, channel=channel, ts=ts) == 200
+    await wait_for(lambda: rig.slack.called("chat.postEphemeral"))
+    return _stored_besides_audit(before, await rig.counts())
+
+
+@pytest.mark.parametrize(("block_id", "label", "reply"), [
+    ("q:decision_huddle", "Yes", "This checklist belongs to a cohort you are not part of."),
+    ("actions", "Skip this week", "This checklist is not yours."),
+], ids=["answer", "skip"])
+async def test_a_button_on_another_cohorts_checklist_is_refused_and_stores_nothing(rig: Rig, block_id: str, label: str, reply: str) -> None:
+    assert await _click_on_anas_checklist_by_sami(rig, block_id, label) == {}
+    ephemeral = rig.slack.called("chat.postEphemeral")[-1].params
+    assert (ephemeral["user"], ephemeral["text"]) == (slack_user_of("sami@example.com"), reply)
+    assert rig.slack.called("chat.update") == []  # Ana's message is left as it was
+
+
+@pytest.mark.parametrize(("block_id", "label", "action"), [
+    ("q:decision_huddle", "Yes", "checkin.answer"),
+    ("actions", "Skip this week", "checkin.skip"),
+], ids=["answer", "skip"])
+async def test_a_button_on_another_cohorts_checklist_is_audited_as_refused(rig: Rig, block_id: str, label: str, action: str) -> None:
+    await _click_on_anas_checklist_by_sami(rig, block_id, label)
+    refused = [entry for entry in await rig.audit() if entry[3] == "refused"]
+    assert [(action_, subject) for _actor, action_, subject, _o in refused] == [(action, "pilot-a")]
+    assert refused[0][0] in ("sami@example.com", f"slack:{TEAM}:{slack_user_of('sami@example.com')}")
+
+
+async def _teams_submit_of_carlas_checklist_by_umar(rig: Rig) -> tuple[dict[str, Any], dict[str, int]]:
+    """Umar (Wave B) sends the answers of Carla's (Pilot A) checklist card from his own chat."""
+    carla, umar = await rig.teams_install("carla@example.com"), await rig.teams_install("umar@example.com")
+    await rig.deliver_checklists()
+    card = rig.teams.cards(personal_conversation(carla))[-1]
+    submit = next(a for a in card["actions"] if a["title"] == "Submit")
+    value = {**submit["data"], "note": "not my note"}
+    for element in (e for e in card["body"] if e["type"] == "Input.ChoiceSet"):
+        value[element["id"]] = element["choices"][0]["value"]
+    assert all(ChoiceRef.decode(v).cohort == "pilot-a" for k, v in value.items() if k.startswith("q:"))
+    before = await rig.counts()
+    umars_card = [k for k, v in rig.teams.messages.items() if k[0] == personal_conversation(umar) and v.get("attachments")][-1][1]
+    assert await rig.teams_post(card_submit(rig.teams.url, TENANT, BOT, umar, umars_card, value)) == 201
+    return umar, _stored_besides_audit(before, await rig.counts())
+
+
+async def test_a_teams_submit_of_another_cohorts_checklist_is_refused_and_stores_nothing(rig: Rig) -> None:
+    umar, changed = await _teams_submit_of_carlas_checklist_by_umar(rig)
+    assert changed == {}
+    assert rig.teams.texts(personal_conversation(umar))[-1] == "This checklist belongs to a cohort you are not part of."
+    assert rig.teams.called("update") == []
+
+
+async def test_a_teams_submit_of_another_cohorts_checklist_is_audited_as_refused(rig: Rig) -> None:
+    umar, _changed = await _teams_submit_of_carlas_checklist_by_umar(rig)
+    refused = [entry for entry in await rig.audit() if entry[3] == "refused"]
+    assert [(action, subject) for _actor, action, subject, _o in refused] == [("checkin.answer", "pilot-a")] * 3  # one per answer sent
+    assert refused[0][0] in ("umar@example.com", f"teams:{TENANT}:{umar['aadObjectId']}")
+
+
+# --- reviews --------------------------------------------------------------------------------
+
+
+def _dm_event(email: str, text: str, n: int) -> str:
+    user = slack_user_of(email)
+    return json.dumps({
+        "token": "x", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback", "event_id": f"Ev{n}", "event_time": 1,
+        "event": {"type": "message", "channel_type": "im", "channel": f"D{user}", "user": user, "text": text, "ts": f"176770000{n}.000100"},
+    })
+
+
+async def test_a_review_decision_from_someone_who_is_not_a_coach_is_refused_stores_nothing_and_is_audited(rig: Rig) -> None:
+    leader = "ana@example.com"
+    assert "Rehearsal started" in await rig.slack_command(leader, "rehearse vp-decision-huddles")
+    for n, text in enumerate(("Otherwise I will put Sam on a PIP.", "done")):
+        assert (await rig.slack_post(_dm_event(leader, text, n), "application/json"))[0] == 200
+        await wait_for(lambda: len(rig.slack.called("chat.update")) > n)  # the turn runs after the ack
+        await rig.app.rehearsals.drain()
+    async with rig.db.session() as session:
+        review = await session.scalar(select(FeedbackReview))
+    assert review is not None and review.status == "awaiting_review"
+    before = await rig.counts()
+    value = f"review|{review.id}|approve"
+    assert await rig.slack_click("sami@example.com", value, channel="C0REVIEW", ts="1767700009.000100") == 200
+    ephemeral = (await wait_for(lambda: rig.slack.called("chat.postEphemeral")))[-1].params
+    assert (ephemeral["user"], ephemeral["text"]) == (slack_user_of("sami@example.com"), "Only the cohort's coaches can review this feedback.")
+    assert _stored_besides_audit(before, await rig.counts()) == {}
+    async with rig.db.session() as session:
+        assert (await session.scalar(select(FeedbackReview))).status == "awaiting_review"
+    assert (await rig.audit())[-1] == ("sami@example.com", "review.approve", f"review {review.id}", "refused")
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+async def test_opting_out_stops_the_next_ticks_checklist_for_that_member_only(rig: Rig) -> None:
+    assert "opted out" in await rig.slack_command("ana@example.com", "optout")
+    program = await rig.app.programs.get()
+    at = MONDAY.replace(minute=5)
+    await tick(rig.db, program, at)
+    await rig.app.deliverer.deliver_due(program, lambda: at)
+    checklists = {p["channel"] for (_c, _ts), p in rig.slack.messages.items() if "check-in" in p.get("text", "")}
+    assert slack_user_of('sami@example.com') in checklists  # the same tick reached Sami, in Ana's time zone
+    assert slack_user_of('ana@example.com') not in checklists
