@@ -176,7 +176,12 @@ class ReinforceBot(ActivityHandler):
         # In a channel the text starts with the bot's @mention.
         text = (TurnContext.remove_recipient_mention(activity) or "").strip()
         try:
-            reply = await self.inbound.command(TextCommand(PLATFORM, user_id, text, _at(activity)))
+            if _personal(activity):
+                # The personal chat is where a rehearsal runs: there a line is the leader's next
+                # turn (once, however often Teams delivers it), and a command only otherwise.
+                reply = await self.inbound.message(TextCommand(PLATFORM, user_id, text, _at(activity), event_id=event_id(activity)))
+            else:
+                reply = await self.inbound.command(TextCommand(PLATFORM, user_id, text, _at(activity)))
         except DeliveryError as exc:
             log.warning("Teams command %r could not send: %s", text[:40], exc.reason)
             reply = Reply(text="I could not send that to you just now; please try again in a few minutes.")

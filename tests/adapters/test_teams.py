@@ -29,7 +29,7 @@ from nudges.weeks import IsoWeek
 from storage import people
 from storage.addresses import AddressBook
 from storage.db import Database
-from storage.models import AuditEntry, CheckinAnswer, CheckinNote, ConversationRef, Delivery, InboundEvent, Person
+from storage.models import AuditEntry, CheckinAnswer, CheckinNote, ConversationRef, Delivery, InboundEvent, Person, RehearsalSession
 from storage.programs import save_program
 from tests.fakes.bot_connector import (
     FakeBotConnector,
@@ -311,6 +311,39 @@ async def test_digest_card_with_its_chart_is_posted_to_the_sponsor_channel(rig: 
     assert image["url"].startswith("data:image/png;base64,") and image["altText"] == "Adoption by week"
     await rig.app.chats["teams"].update(ref, Message("updated", (Section("Participation: 9 of 10."),)))
     assert "9 of 10" in json.dumps(rig.fake.cards(SPONSOR_CHANNEL)[-1])
+
+
+async def test_the_scheduled_digest_is_posted_once_to_the_cohorts_teams_sponsor_channel_with_its_chart(rig: Rig) -> None:
+    from bot.jobs import tick
+
+    installer = rig.member("umar@example.com")
+    assert await rig.post(team_install(rig.fake.url, TENANT, BOT, installer, SPONSOR_CHANNEL)) == 201
+    program = await rig.app.programs.get()
+    friday = datetime(2026, 1, 9, 16, 5, tzinfo=UTC)  # Wave B's digest slot (its channel keeps UTC)
+    await tick(rig.db, program, friday)
+    await tick(rig.db, program, friday + timedelta(minutes=5))  # a second tick queues nothing new
+    await rig.app.deliverer.deliver_due(program, lambda: friday + timedelta(minutes=6))
+    (card,) = rig.fake.cards(SPONSOR_CHANNEL)
+    assert "Wave B" in json.dumps(card)
+    image = next(e for e in card["body"] if e["type"] == "Image")  # the chart fits in the card
+    assert image["url"].startswith("data:image/png;base64,") and "decision huddle" in image["altText"]
+
+
+async def test_a_rehearsal_in_the_personal_chat_takes_each_line_as_one_turn_even_a_line_that_starts_with_a_command(rig: Rig) -> None:
+    account = await rig.install("ines@example.com")
+    async with rig.db.session() as session:
+        await people.set_consent(session, (await people.by_email(session, "ines@example.com")).id, "accepted", MONDAY)
+    conversation = personal_conversation(account)
+    assert await rig.post(text_message(rig.fake.url, TENANT, BOT, account, "rehearse vp-decision-huddles")) == 201
+    assert "Rehearsal started" in json.dumps([m for (c, _id), m in rig.fake.messages.items() if c == conversation])
+    line = text_message(rig.fake.url, TENANT, BOT, account, "Help me show you why a weekly huddle pays off", activity_id="turn-1")
+    assert await rig.post(line) == 201
+    assert await rig.post(line) == 201  # Teams delivering the same activity again
+    await rig.app.rehearsals.drain()
+    async with rig.db.session() as session:
+        (transcript,) = (await session.scalars(select(RehearsalSession.transcript))).all()
+    assert [t["text"] for t in transcript if t["speaker"] == "leader"] == ["Help me show you why a weekly huddle pays off"]
+    assert not any("`checkin`" in t for t in rig.fake.texts(conversation))  # not answered with the help text
 
 
 def _small_png() -> bytes:
