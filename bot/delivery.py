@@ -70,20 +70,65 @@ class Deliverer:
     _rendered: dict[tuple[Any, ...], Message] = field(default_factory=dict, repr=False)
 
     async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
-        """Deliver batch after batch until nothing is due at ``clock()``."""
+        """Deliver batch after batch until nothing is due at ``clock()``.
+
+        Sends run in a sliding window of ``concurrency``: the next batch is claimed (in the
+        same transaction that records the outcomes so far) while the last sends of the
+        current one are still in flight, so the platform is never left waiting on the
+        database between batches.
+        """
         report = DeliveryReport()
-        while True:
-            now = clock()
-            async with self.db.session() as session:
-                claimed = await outbox.claim_due(session, now, self.batch, platforms=list(self.chats))
-                people = await _people(session, {c.person_id for c in claimed if c.person_id})
-                answers = await checkins.answers_for(
-                    session, [(c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id]
-                )
-            if not claimed:
-                await self._measure_lag(now)
-                return report
-            report.add(await self._send_batch(program, claimed, people, answers, clock))
+        window = asyncio.Semaphore(self.concurrency)
+        finished: list[Outcome] = []
+        sending: set[asyncio.Task[Outcome]] = set()
+
+        def done(task: asyncio.Task[Outcome]) -> None:
+            sending.discard(task)
+            window.release()
+            if not task.cancelled():
+                finished.append(task.result())  # _attempt turns every error into an outcome
+                _count(report, finished[-1])
+
+        try:
+            while True:
+                outcomes, finished = finished, []
+                claimed, people, answers = await self._record_and_claim(outcomes, clock())
+                if not claimed:
+                    if not sending:
+                        await self._measure_lag(clock())
+                        return report
+                    await asyncio.wait(set(sending))  # what they record may free more work
+                    continue
+                for row in claimed:
+                    await window.acquire()
+                    if len(finished) >= FLUSH_EVERY:  # sends paced slowly are recorded as they go
+                        outcomes, finished = finished, []
+                        async with self.db.session() as session:
+                            await outbox.mark_many(session, outcomes)
+                    task = asyncio.create_task(self._attempt(program, row, people.get(row.person_id or -1), answers, clock))
+                    sending.add(task)
+                    task.add_done_callback(done)
+        finally:
+            # Stopped (the worker shuts down): sends already on their way are finished and
+            # recorded, so none of them is left to be verified later as if it had crashed.
+            if sending:
+                await asyncio.wait(set(sending))
+            if finished:
+                async with self.db.session() as session:
+                    await outbox.mark_many(session, finished)
+
+    async def _record_and_claim(self, outcomes: list[Outcome], now: datetime) -> tuple[list[outbox.Claimed], dict[int, Person], dict[Any, dict[str, str]]]:
+        """One transaction: the outcomes of finished sends, and the next batch of due rows with
+        what rendering them needs (their people, and the answers a checklist shows)."""
+        async with self.db.session() as session:
+            if outcomes:
+                await outbox.mark_many(session, outcomes)
+            claimed = await outbox.claim_due(session, now, self.batch, platforms=list(self.chats))
+            people = await _people(session, {c.person_id for c in claimed if c.person_id})
+            answers = await checkins.answers_for(
+                session, [(c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id]
+            )
+        return claimed, people, answers
 
     async def drain(self, program: Program, clock: Callable[[], datetime] = None, idle: float = 0.05) -> DeliveryReport:  # type: ignore[assignment]
         """Deliver until the outbox has nothing pending, waiting for retries as they fall due
@@ -99,30 +144,6 @@ class Deliverer:
             if next_at is None:
                 return report
             await asyncio.sleep(max(idle, (next_at - clock()).total_seconds()))
-
-    async def _send_batch(self, program: Program, claimed: list[outbox.Claimed], people: dict[int, Person], answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> DeliveryReport:
-        report = DeliveryReport()
-        gate = asyncio.Semaphore(self.concurrency)
-        pending: list[Outcome] = []
-
-        async def one(row: outbox.Claimed) -> Outcome:
-            async with gate:
-                return await self._attempt(program, row, people.get(row.person_id or -1), answers, clock)
-
-        for finished in asyncio.as_completed([one(row) for row in claimed]):
-            outcome = await finished
-            pending.append(outcome)
-            _count(report, outcome)
-            if len(pending) >= FLUSH_EVERY:
-                await self._record(pending)
-                pending = []
-        await self._record(pending)
-        return report
-
-    async def _record(self, outcomes: list[Outcome]) -> None:
-        if outcomes:
-            async with self.db.session() as session:
-                await outbox.mark_many(session, outcomes)
 
     async def _attempt(self, program: Program, row: outbox.Claimed, person: Person | None, answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> Outcome:
         chat = self.chats[row.platform or ""]
