@@ -162,7 +162,8 @@ def _dm_event(email: str, text: str, n: int) -> str:
     })
 
 
-async def test_a_review_decision_from_someone_who_is_not_a_coach_is_refused_stores_nothing_and_is_audited(rig: Rig) -> None:
+async def _flagged_review(rig: Rig) -> int:
+    """A rehearsal of Ana's (Pilot A) whose feedback the policy flags; its review item's id."""
     leader = "ana@example.com"
     assert "Rehearsal started" in await rig.slack_command(leader, "rehearse vp-decision-huddles")
     for n, text in enumerate(("Otherwise I will put Sam on a PIP.", "done")):
@@ -172,15 +173,35 @@ async def test_a_review_decision_from_someone_who_is_not_a_coach_is_refused_stor
     async with rig.db.session() as session:
         review = await session.scalar(select(FeedbackReview))
     assert review is not None and review.status == "awaiting_review"
+    return review.id
+
+
+async def _review_status(rig: Rig) -> str:
+    async with rig.db.session() as session:
+        return (await session.scalar(select(FeedbackReview))).status
+
+
+async def test_a_review_decision_from_someone_who_is_not_a_coach_is_refused_stores_nothing_and_is_audited(rig: Rig) -> None:
+    review_id = await _flagged_review(rig)
     before = await rig.counts()
-    value = f"review|{review.id}|approve"
-    assert await rig.slack_click("sami@example.com", value, channel="C0REVIEW", ts="1767700009.000100") == 200
+    assert await rig.slack_click("sami@example.com", f"review|{review_id}|approve", channel="C0REVIEW", ts="1767700009.000100") == 200
     ephemeral = (await wait_for(lambda: rig.slack.called("chat.postEphemeral")))[-1].params
     assert (ephemeral["user"], ephemeral["text"]) == (slack_user_of("sami@example.com"), "Only the cohort's coaches can review this feedback.")
     assert _stored_besides_audit(before, await rig.counts()) == {}
-    async with rig.db.session() as session:
-        assert (await session.scalar(select(FeedbackReview))).status == "awaiting_review"
-    assert (await rig.audit())[-1] == ("sami@example.com", "review.approve", f"review {review.id}", "refused")
+    assert await _review_status(rig) == "awaiting_review"
+    assert (await rig.audit())[-1] == ("sami@example.com", "review.approve", f"review {review_id}", "refused")
+
+
+async def test_a_review_decision_sent_from_teams_by_someone_who_is_not_a_coach_is_refused_and_audited(rig: Rig) -> None:
+    review_id = await _flagged_review(rig)
+    carla = await rig.teams_install("carla@example.com")
+    before = await rig.counts()
+    submit = card_submit(rig.teams.url, TENANT, BOT, carla, "card-1", {"reinforce": "click", "value": f"review|{review_id}|reject"})
+    assert await rig.teams_post(submit) == 201
+    assert rig.teams.texts(personal_conversation(carla))[-1] == "Only the cohort's coaches can review this feedback."
+    assert _stored_besides_audit(before, await rig.counts()) == {}
+    assert await _review_status(rig) == "awaiting_review"
+    assert (await rig.audit())[-1] == ("carla@example.com", "review.reject", f"review {review_id}", "refused")
 
 
 # --- consent --------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ def test_demo_leaves_the_answers_and_signals_it_printed_in_its_database(tmp_path
     assert "week 4 (2026-W05): sent" in result.stdout and "Participation:" in result.stdout
     assert "A coach approved it; the leader is told: Rubric check, no AI — approved by a coach" in result.stdout
     assert (out / "digest.txt").read_text().startswith("Product leadership pilot — Pilot A, week 4 of 12")
+    assert (out / "digest.png").read_bytes().startswith(b"\x89PNG")
 
 
 def _free_port() -> int:
@@ -199,3 +200,29 @@ def test_forget_of_something_that_names_nobody_is_one_line_and_exit_1(tmp_path: 
     assert result.returncode == 1
     assert result.stderr.startswith("reinforce: 'ana' is neither an email nor a platform id")
     assert result.stderr.count("\n") == 1
+
+
+def _rehearse(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", "rehearse", *args], input=stdin, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
+
+
+def test_rehearse_in_the_terminal_plays_the_stakeholder_then_gives_rubric_feedback_with_its_review_status() -> None:
+    result = _rehearse("Can we trial a weekly decision huddle for six weeks? It cut rework 20% in team B.\ndone\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("== Rehearsal: ") and "scripted, no AI" in out
+    assert "you> Can we trial a weekly decision huddle" in out
+    assert "Rubric check, no AI — not reviewed" in out
+    assert "Clear ask: 5/5" in out and "You said: “It cut rework 20% in team B.”" in out
+
+
+def test_rehearse_in_the_terminal_flags_a_sensitive_pitch_for_coach_review() -> None:
+    result = _rehearse("Otherwise I will put Sam on a PIP.\ndone\n", "vp-decision-huddles")
+    assert result.returncode == 0, result.stderr
+    assert "Rubric check, no AI — awaiting coach review" in result.stdout
+
+
+def test_rehearse_an_unknown_scenario_is_one_line_naming_the_known_ones() -> None:
+    result = _rehearse("done\n", "nope")
+    assert result.returncode == 1
+    assert result.stderr == "reinforce: no scenario 'nope' (known: vp-decision-huddles, director-support-headcount, peer-decision-rubric)\n"
