@@ -64,7 +64,7 @@ class Deliverer:
     chats: Mapping[str, ChatPort]
     limiter: RateLimiter = field(default_factory=RateLimiter)
     concurrency: int = 32
-    batch: int = 200
+    batch: int = 500
     renderers: dict[str, Renderer] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     _rendered: dict[tuple[Any, ...], Message] = field(default_factory=dict, repr=False)
