@@ -181,10 +181,15 @@ async def _record_valid(
     ]
     await checkins.save_answers(session, rows)
     history = await checkins.answer_history(session, {(m.person_id, c) for ref, m, c, _s in accepted.values()}, max(ref.week for ref, *_ in accepted.values()))
+    # Members who have answered alike see the same message: each variant is rendered once a batch.
+    rendered: dict[tuple[str, IsoWeek, tuple[tuple[str, str], ...], int], Message] = {}
     for i, (ref, member, cohort_id, _signal) in accepted.items():
         spec = program.cohort(ref.cohort)
         weeks = history.get((member.person_id, cohort_id), {})
-        message = checklist_message(build_checklist(program, spec, ref.week), weeks.get(ref.week, {}), checkins.streak_in(weeks, ref.week, len(spec.checklist)))
+        answered, streak = weeks.get(ref.week, {}), checkins.streak_in(weeks, ref.week, len(spec.checklist))
+        variant = (ref.cohort, ref.week, tuple(sorted(answered.items())), streak)
+        if (message := rendered.get(variant)) is None:
+            message = rendered[variant] = checklist_message(build_checklist(program, spec, ref.week), answered, streak)
         # Two presses of one event in a batch: the first counts as recorded, the rest duplicate.
         status = "recorded" if (clicks[i].platform, clicks[i].event_id) in fresh else "duplicate"
         fresh.discard((clicks[i].platform, clicks[i].event_id))
