@@ -136,3 +136,18 @@ class ChatPort(Protocol):
     async def update(self, ref: dict[str, Any], message: Message) -> None:
         """Replace a message sent earlier."""
         ...
+
+
+def holds_nul(value: Any, depth: int = 0) -> bool:
+    """Whether a parsed request body holds a NUL character anywhere (or nests deeper than any
+    real payload). Slack and Teams never send one, and PostgreSQL refuses it in any text, even
+    a lookup, so the adapters refuse such a body at the door."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 64:
+        return True
+    if isinstance(value, dict):
+        return any(holds_nul(k, depth + 1) or holds_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v, depth + 1) for v in value)
+    return False

@@ -15,6 +15,8 @@ from typing import Any
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from adapters.base import holds_nul
+
 # What bolt raises on a body it cannot make sense of (KeyError and IndexError are LookupErrors).
 MALFORMED = (ValueError, TypeError, LookupError, AttributeError, RecursionError)
 # Slack's own limits on ids it echoes back; a timestamp is "seconds.micros".
@@ -53,7 +55,7 @@ def shape_problem(body: Any) -> str | None:
     for key in _OBJECTS:
         if (body.get(key) is not None or (key in _NEVER_NULL and key in body)) and not isinstance(body[key], dict):
             return f"{key} is not an object"
-    if _holds_nul(body):
+    if holds_nul(body):
         # Slack never sends one, and PostgreSQL refuses it in any text, even a lookup.
         return "a field holds a NUL character"
     kind = body.get("type")
@@ -141,18 +143,6 @@ def _event(event: Any) -> str | None:
     if not _ts_or_absent(event, ("ts",)):
         return "event.ts is not a Slack timestamp"
     return None
-
-
-def _holds_nul(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if depth > 64:  # deeper than any Slack payload: treated as malformed
-        return True
-    if isinstance(value, dict):
-        return any(_holds_nul(k, depth + 1) or _holds_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v, depth + 1) for v in value)
-    return False
 
 
 def _at(body: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -7,9 +7,9 @@ receive anything else, which then gets a 400 rather than a 500.
 
 from __future__ import annotations
 
-from typing import Any
-
 from botbuilder.schema import Activity
+
+from adapters.base import holds_nul
 
 # Column sizes of what is stored from an activity (storage.models.ConversationRef): a member
 # is "tenant:aad", a channel its conversation id. Teams' own ids are far shorter.
@@ -39,7 +39,7 @@ def routing_problem(activity: Activity) -> str | None:
     tenant = activity.conversation.tenant_id
     if tenant is not None and (not isinstance(tenant, str) or len(tenant) > MAX_TENANT):
         return "conversation.tenantId is not an id"
-    if _holds_nul([activity.text, activity.value, activity.channel_data, activity.id, activity.reply_to_id, aad, tenant,
+    if holds_nul([activity.text, activity.value, activity.channel_data, activity.id, activity.reply_to_id, aad, tenant,
                    activity.from_property.id, activity.from_property.name, activity.conversation.id]):
         # Teams never sends one, and PostgreSQL refuses it in any text, even a lookup.
         return "a field holds a NUL character"
@@ -50,15 +50,3 @@ def routing_problem(activity: Activity) -> str | None:
     if listed is not None and not (isinstance(listed, dict) and isinstance(listed.get("id", ""), str) and len(listed.get("id", "")) <= MAX_TENANT):
         return "channelData.tenant is not an id"
     return None
-
-
-def _holds_nul(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if depth > 64:  # deeper than any card submit: treated as malformed
-        return True
-    if isinstance(value, dict):
-        return any(_holds_nul(k, depth + 1) or _holds_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v, depth + 1) for v in value)
-    return False
