@@ -182,7 +182,7 @@ class InboundHandler:
         if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("approve", "edit", "reject") or self.rehearsals is None:
             return Reply(text="That button is not from a current review.")
         if parts[2] == "edit" and not (note or "").strip():
-            return Reply(text="Editing needs your corrected advice: use the Edit dialog (in Slack), or Approve / Reject here.")
+            return Reply(text="Editing needs your corrected advice: press Edit and write it, or Approve / Reject.")
         return await self.rehearsals.decide(platform, user_id, int(parts[1]), parts[2], at, (note or "").strip() or None)
 
     async def home(self, platform: str, user_id: str, now: datetime) -> Message:

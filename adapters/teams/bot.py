@@ -15,7 +15,7 @@ from typing import Any
 
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.core.teams import TeamsInfo
-from botbuilder.schema import Activity, ConversationReference
+from botbuilder.schema import Activity, ConversationReference, ErrorResponseException
 from botbuilder.schema.teams import TeamsChannelData
 
 from adapters.base import Click, DeliveryError, Inbound, Reply, Submission, TextCommand
@@ -193,7 +193,10 @@ class ReinforceBot(ActivityHandler):
         if reply.update is not None and activity.reply_to_id:
             conversation = activity.conversation
             card = card_activity(reply.update, activity.reply_to_id, conversation)
-            await connector_of(turn_context).conversations.update_activity(conversation.id, activity.reply_to_id, card)
+            try:
+                await connector_of(turn_context).conversations.update_activity(conversation.id, activity.reply_to_id, card)
+            except ErrorResponseException as exc:  # what was done is stored; only the card stays as it was
+                log.warning("Teams: could not update the card the member acted on (%s)", exc.error.error.code if exc.error and exc.error.error else exc)
         if reply.text:
             await turn_context.send_activity(text_activity(reply.text))
 

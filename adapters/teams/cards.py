@@ -33,7 +33,8 @@ NOTE_LIMIT = 2000
 NOTE_INPUT = "note"
 QUESTION_PREFIX = "q:"
 ACTIONS_ROW = "actions"
-# The key in Action.Submit data that says what a submit is.
+# The key in Action.Submit data that says what a submit is: CHECKLIST for a form (inputs, a
+# note, and the context they belong to), CLICK for one button's value.
 MARKER = "reinforce"
 CHECKLIST, CLICK = "checklist", "click"
 SHORTENED = "(shortened: the rest did not fit in one Teams message)"
@@ -140,6 +141,8 @@ def _action_of(value: str) -> str | None:
 
 
 def _button(choice: Choice) -> dict[str, Any]:
+    if choice.value.startswith("review|") and choice.value.endswith("|edit"):
+        return _edit_button(choice)
     button: dict[str, Any] = {
         "type": "Action.Submit",
         "title": _clip(("✓ " if choice.selected else "") + choice.label, MAX_TITLE),
@@ -150,6 +153,17 @@ def _button(choice: Choice) -> dict[str, Any]:
     if choice.selected:
         button["style"] = "positive"
     return button
+
+
+def _edit_button(choice: Choice) -> dict[str, Any]:
+    """A coach's Edit opens a text box under the card (Slack opens a dialog instead); what they
+    send comes back like a checklist note: the text with the button's value as its context."""
+    form = {
+        "type": "AdaptiveCard",
+        "body": [{**_note_input(), "placeholder": "Your corrected advice for the leader", "isRequired": True, "errorMessage": "Write the advice to send"}],
+        "actions": [{"type": "Action.Submit", "title": "Send the edited advice", "data": {MARKER: CHECKLIST, "context": choice.value}}],
+    }
+    return {"type": "Action.ShowCard", "title": _clip(choice.label, MAX_TITLE), "card": form}
 
 
 def _image(block: Image) -> dict[str, Any]:

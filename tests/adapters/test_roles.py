@@ -11,8 +11,10 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
+from adapters.base import Recipient
 from bot.jobs import tick
 from nudges.checklist import ChoiceRef
+from storage import people
 from storage.db import Database
 from storage.models import FeedbackReview
 from tests.fakes.bot_connector import card_submit, personal_conversation
@@ -202,6 +204,26 @@ async def test_a_review_decision_sent_from_teams_by_someone_who_is_not_a_coach_i
     assert _stored_besides_audit(before, await rig.counts()) == {}
     assert await _review_status(rig) == "awaiting_review"
     assert (await rig.audit())[-1] == ("carla@example.com", "review.reject", f"review {review_id}", "refused")
+
+
+async def test_a_coach_in_teams_edits_flagged_feedback_in_the_cards_text_box(rig: Rig) -> None:
+    review_id = await _flagged_review(rig)
+    async with rig.db.session() as session:  # the coach works in Teams
+        person = await people.by_email(session, "coach@example.com")
+        person.platform, person.platform_user_id = "teams", None
+    rig.teams.add_member(TENANT, "coach@example.com", "Coach")
+    coach = await rig.teams_install("coach@example.com")
+    # The review card, as the worker would post it, in the coach's chat.
+    sent = await rig.app.chats["teams"].send(Recipient("teams", user_id=f"{TENANT}:{coach['aadObjectId']}"), await rig.app.rehearsals.render_review(review_id))
+    review_card = rig.teams.cards(personal_conversation(coach))[-1]
+    edit = next(a for e in review_card["body"] if e["type"] == "ActionSet" for a in e["actions"] if a["title"] == "Edit")
+    assert edit["type"] == "Action.ShowCard" and edit["card"]["body"][0]["type"] == "Input.Text"
+    data = {**edit["card"]["actions"][0]["data"], "note": "Ask for the trial; leave Sam out of it."}
+    assert await rig.teams_post(card_submit(rig.teams.url, TENANT, BOT, coach, sent["activity"], data)) == 201
+    assert "Edited by coach@example.com" in json.dumps(rig.teams.cards(personal_conversation(coach))[-1])  # updated in place
+    async with rig.db.session() as session:
+        review = await session.get(FeedbackReview, review_id)
+    assert (review.status, review.reviewer, review.feedback.get("coach_note")) == ("edited", "coach@example.com", "Ask for the trial; leave Sam out of it.")
 
 
 # --- consent --------------------------------------------------------------------------------

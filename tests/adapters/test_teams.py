@@ -232,6 +232,14 @@ async def test_same_card_submit_delivered_twice_stores_the_answers_once_and_upda
     assert "2 of 3 answered." in json.dumps(updated)
 
 
+async def test_answers_sent_from_a_card_that_can_no_longer_be_updated_are_stored_and_acknowledged(rig: Rig) -> None:
+    account, _card_id, card = await _consented_checklist(rig)
+    value = _checklist_submit(card, {"q:decision_huddle": "Yes"})
+    assert await rig.post(card_submit(rig.fake.url, TENANT, BOT, account, "deleted-card", value)) == 201  # not a 500 that Teams retries
+    async with rig.db.session() as session:
+        assert (await session.execute(select(CheckinAnswer.behavior_key, CheckinAnswer.value))).all() == [("decision_huddle", "yes")]
+
+
 async def test_an_empty_submit_is_refused_a_later_changed_answer_wins_and_a_note_is_kept(rig: Rig) -> None:
     account, card_id, card = await _consented_checklist(rig)
     assert await rig.post(card_submit(rig.fake.url, TENANT, BOT, account, card_id, _checklist_submit(card, {}))) == 201
