@@ -354,12 +354,16 @@ async def _rehearse(args: argparse.Namespace, settings: Settings) -> int:
 async def _tick(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build
     from bot.jobs import tick
+    from bot.lifecycle import purge_expired
 
     await _check_schema(settings)
     at = args.at or datetime.now(UTC)
     app = build(settings)
     await app.start()
     try:
+        purged = await purge_expired(app.db, settings.reinforce_retention_days, at)
+        if purged.total():
+            print(f"purged what is older than {settings.reinforce_retention_days} days: {purged.notes} notes, {purged.transcripts} rehearsal transcripts, {purged.feedback} feedback texts")
         program = await app.programs.get()
         report = await tick(app.db, program, at)
         queued = ", ".join(f"{n} {kind}" for kind, n in sorted(report.queued.items())) or "nothing new"

@@ -4,6 +4,7 @@ used Reinforce through Slack or Teams for real leaves no row naming them once fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from nudges.consent import ACCEPT
 from storage import checkins, people
 from storage.db import Database
 from storage.models import AuditEntry, CheckinNote, Cohort
+from tests.bot.test_cli import EXAMPLE, reinforce
 from tests.fakes.bot_connector import card_submit, personal_conversation
 from tests.fakes.slack import interaction_body
 from tests.rig import BOT, TEAM, TENANT, WEEK, Rig, running_rig, slack_user_of, wait_for
@@ -127,6 +129,14 @@ async def test_the_worker_tick_purges_with_the_configured_retention(db: Database
     async with db.session() as session:
         assert (await session.scalars(select(CheckinNote.text))).all() == ["a note from yesterday"]
     assert len(await _audit(db, PURGE_ACTION)) == 1
+
+
+async def test_reinforce_tick_purges_too_and_says_so(db: Database, db_url: str) -> None:
+    await seed(db, ("ana@example.com",), at=NOW - timedelta(days=401))
+    assert (await asyncio.to_thread(reinforce, "program", "load", str(EXAMPLE), DATABASE_URL=db_url)).returncode == 0
+    result = await asyncio.to_thread(reinforce, "tick", "--at", NOW.isoformat(), DATABASE_URL=db_url)
+    assert result.returncode == 0, result.stderr
+    assert "purged what is older than 400 days: 1 notes, 1 rehearsal transcripts, 1 feedback texts" in result.stdout
 
 
 # --- end to end: a member who used Reinforce, then forgotten ----------------------------------
