@@ -361,7 +361,8 @@ async def _tick(args: argparse.Namespace, settings: Settings) -> int:
     app = build(settings)
     await app.start()
     try:
-        purged = await purge_expired(app.db, settings.reinforce_retention_days, at)
+        # Never ahead of the real clock: a tick --at in the future must not delete early.
+        purged = await purge_expired(app.db, settings.reinforce_retention_days, min(at, datetime.now(UTC)))
         if purged.total():
             print(f"purged what is older than {settings.reinforce_retention_days} days: {purged.notes} notes, {purged.transcripts} rehearsal transcripts, {purged.feedback} feedback texts")
         program = await app.programs.get()

@@ -79,20 +79,24 @@ class Deliverer:
         """
         report = DeliveryReport()
         window = asyncio.Semaphore(self.concurrency)
-        finished: list[Outcome] = []
+        # Outcomes of finished sends not committed yet; they leave this list only once their
+        # transaction has committed, so a failed commit loses none of them.
+        unrecorded: list[Outcome] = []
         sending: set[asyncio.Task[Outcome]] = set()
+        batch = self.claim_size()
 
         def done(task: asyncio.Task[Outcome]) -> None:
             sending.discard(task)
             window.release()
             if not task.cancelled():
-                finished.append(task.result())  # _attempt turns every error into an outcome
-                _count(report, finished[-1])
+                unrecorded.append(task.result())  # _attempt turns every error into an outcome
+                _count(report, unrecorded[-1])
 
         try:
             while True:
-                outcomes, finished = finished, []
-                claimed, people, answers = await self._record_and_claim(outcomes, clock())
+                recording = len(unrecorded)
+                claimed, people, answers = await self._record_and_claim(unrecorded[:recording], clock(), batch)
+                del unrecorded[:recording]
                 if not claimed:
                     if not sending:
                         await self._measure_lag(clock())
@@ -101,29 +105,42 @@ class Deliverer:
                     continue
                 for row in claimed:
                     await window.acquire()
-                    if len(finished) >= FLUSH_EVERY:  # sends paced slowly are recorded as they go
-                        outcomes, finished = finished, []
-                        async with self.db.session() as session:
-                            await outbox.mark_many(session, outcomes)
+                    if len(unrecorded) >= FLUSH_EVERY:  # sends paced slowly are recorded as they go
+                        await self._record(unrecorded)
                     task = asyncio.create_task(self._attempt(program, row, people.get(row.person_id or -1), answers, clock))
                     sending.add(task)
                     task.add_done_callback(done)
         finally:
-            # Stopped (the worker shuts down): sends already on their way are finished and
-            # recorded, so none of them is left to be verified later as if it had crashed.
+            # Stopped (the worker shuts down) or the database failed: sends already on their
+            # way are finished, and every outcome not yet committed is recorded if it can be.
             if sending:
                 await asyncio.wait(set(sending))
-            if finished:
-                async with self.db.session() as session:
-                    await outbox.mark_many(session, finished)
+            if unrecorded:
+                await self._record(unrecorded)
 
-    async def _record_and_claim(self, outcomes: list[Outcome], now: datetime) -> tuple[list[outbox.Claimed], dict[int, Person], dict[Any, dict[str, str]]]:
+    def claim_size(self) -> int:
+        """Rows to claim at once: at most what the slowest configured workspace/tenant pace sends
+        in half a lease, so no row is still waiting for its turn when its lease runs out (a
+        worker would then claim it again and send it twice)."""
+        rate = self.limiter.slowest_rate(list(self.chats))
+        if rate is None:
+            return self.batch
+        return max(1, min(self.batch, int(rate * outbox.CLAIM_LEASE.total_seconds() / 2)))
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Commit the outcomes there are now, then drop them from ``outcomes``."""
+        recording = len(outcomes)
+        async with self.db.session() as session:
+            await outbox.mark_many(session, outcomes[:recording])
+        del outcomes[:recording]
+
+    async def _record_and_claim(self, outcomes: list[Outcome], now: datetime, batch: int) -> tuple[list[outbox.Claimed], dict[int, Person], dict[Any, dict[str, str]]]:
         """One transaction: the outcomes of finished sends, and the next batch of due rows with
         what rendering them needs (their people, and the answers a checklist shows)."""
         async with self.db.session() as session:
             if outcomes:
                 await outbox.mark_many(session, outcomes)
-            claimed = await outbox.claim_due(session, now, self.batch, platforms=list(self.chats))
+            claimed = await outbox.claim_due(session, now, batch, platforms=list(self.chats))
             people = await _people(session, {c.person_id for c in claimed if c.person_id})
             answers = await checkins.answers_for(
                 session, [(c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id]

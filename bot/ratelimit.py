@@ -84,6 +84,12 @@ class RateLimiter:
         if start > now:
             await asyncio.sleep(start - now)
 
+    def slowest_rate(self, platforms: list[str]) -> float | None:
+        """The slowest pace (sends per second) any workspace/tenant of ``platforms`` is held to,
+        or None when none of them has a limit."""
+        rates = [rate * TENANT_HEADROOM for platform, rate in self.limits.per_tenant.items() if platform in platforms]
+        return min(rates) if rates else None
+
     def pause(self, platform: str, tenant: str, seconds: float) -> None:
         """A 429 said Retry-After: hold every later send to that workspace/tenant until then."""
         key = ("tenant", f"{platform}:{tenant}")

@@ -147,3 +147,32 @@ async def test_under_random_faults_every_message_arrives_exactly_once(db: Databa
     delivered = fake.delivered()
     assert len(delivered) == 120 and set(delivered.values()) == {1}
     assert {s for s, _e in (await _statuses(db)).values()} == {"sent"}
+
+
+async def test_outcomes_whose_commit_failed_are_recorded_before_giving_up(db: Database, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database refusing one commit must not leave sent messages looking unsent (their
+    lease would run out and they would be sent again)."""
+    program = await _program_with(db, 3)
+    fake.fail("chat.postMessage", hang=0.3, times=3)  # answered slowly: the outcomes come back together
+    real_mark, calls = outbox.mark_many, []
+
+    async def mark_once_failing(session, outcomes):  # noqa: ANN001, ANN202 - the seam has no protocol
+        calls.append(len(outcomes))
+        if len(calls) == 1:
+            raise RuntimeError("the database went away for a moment")
+        await real_mark(session, outcomes)
+
+    monkeypatch.setattr(outbox, "mark_many", mark_once_failing)
+    with pytest.raises(RuntimeError):
+        await _deliverer(db, fake).deliver_due(program, Clock())
+    assert calls == [3, 3]
+    assert {s for s, _e in (await _statuses(db)).values()} == {"sent"}
+
+
+def test_a_batch_is_what_the_slowest_pace_sends_in_half_a_lease(db: Database) -> None:
+    def size(limits: Limits) -> int:
+        return Deliverer(db, {"slack": None, "teams": None}, limiter=RateLimiter(limits)).claim_size()  # type: ignore[dict-item]
+
+    assert size(Limits(per_conversation={}, per_tenant={})) == 500
+    assert size(Limits()) == 500  # Teams' 30 per second per tenant fills a batch in seconds
+    assert size(Limits(per_tenant={"slack": 1.0})) == int(0.95 * 300 / 2)

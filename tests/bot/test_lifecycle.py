@@ -139,6 +139,17 @@ async def test_reinforce_tick_purges_too_and_says_so(db: Database, db_url: str) 
     assert "purged what is older than 400 days: 1 notes, 1 rehearsal transcripts, 1 feedback texts" in result.stdout
 
 
+async def test_a_tick_at_a_future_instant_does_not_purge_ahead_of_the_real_clock(db: Database, db_url: str) -> None:
+    now = datetime.now(UTC)
+    await seed(db, ("ana@example.com",), at=now - timedelta(days=380))
+    assert (await asyncio.to_thread(reinforce, "program", "load", str(EXAMPLE), DATABASE_URL=db_url)).returncode == 0
+    result = await asyncio.to_thread(reinforce, "tick", "--at", (now + timedelta(days=30)).isoformat(), DATABASE_URL=db_url)
+    assert result.returncode == 0, result.stderr
+    assert "purged" not in result.stdout
+    async with db.session() as session:
+        assert len((await session.scalars(select(CheckinNote.text))).all()) == 1
+
+
 # --- end to end: a member who used Reinforce, then forgotten ----------------------------------
 
 
