@@ -94,9 +94,7 @@ class Deliverer:
 
         try:
             while True:
-                recording = len(unrecorded)
-                claimed, people, answers = await self._record_and_claim(unrecorded[:recording], clock(), batch)
-                del unrecorded[:recording]
+                claimed, people, answers = await self._record_and_claim(unrecorded, clock(), batch)
                 if not claimed:
                     if not sending:
                         await self._measure_lag(clock())
@@ -135,16 +133,19 @@ class Deliverer:
         del outcomes[:recording]
 
     async def _record_and_claim(self, outcomes: list[Outcome], now: datetime, batch: int) -> tuple[list[outbox.Claimed], dict[int, Person], dict[Any, dict[str, str]]]:
-        """One transaction: the outcomes of finished sends, and the next batch of due rows with
-        what rendering them needs (their people, and the answers a checklist shows)."""
+        """One transaction: the outcomes there are now (dropped from ``outcomes`` once committed),
+        and the next batch of due rows with what rendering them needs (their people, and the
+        answers a checklist shows)."""
+        recording = len(outcomes)
         async with self.db.session() as session:
-            if outcomes:
-                await outbox.mark_many(session, outcomes)
+            if recording:
+                await outbox.mark_many(session, outcomes[:recording])
             claimed = await outbox.claim_due(session, now, batch, platforms=list(self.chats))
             people = await _people(session, {c.person_id for c in claimed if c.person_id})
             answers = await checkins.answers_for(
                 session, [(c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id]
             )
+        del outcomes[:recording]
         return claimed, people, answers
 
     async def drain(self, program: Program, clock: Callable[[], datetime] = None, idle: float = 0.05) -> DeliveryReport:  # type: ignore[assignment]

@@ -17,7 +17,7 @@ from adapters.base import ChatPort, DeliveryError, RehearsalPort, Recipient, Rep
 from bot.programs import ProgramSource
 from nudges.messages import Choice, Context, Header, Message, Section
 from nudges.rehearsal import Feedback, Rehearsal, RehearsalError, Turn, Usage, render_feedback, render_intro, render_no_feedback, render_stakeholder_reply, review_flags
-from nudges.review import ReviewError, ReviewReason, apply_decision, initial_status, review_label
+from nudges.review import ReviewError, ReviewReason, apply_decision, initial_status, review_button_value, review_label
 from nudges.scenarios import ScenarioBook, ScenarioError
 from storage import audit, checkins, outbox, people, rehearsals
 from storage.db import Database
@@ -220,7 +220,7 @@ class Rehearsals:
         else:
             blocks.append(Section(f"No feedback could be produced: {review.feedback.get('problem', '')}"))
         if review.status == "awaiting_review":
-            choices = tuple(Choice(label, f"review|{review.id}|{decision}") for label, decision in (("Approve", "approve"), ("Edit", "edit"), ("Reject", "reject")))
+            choices = tuple(Choice(label, review_button_value(review.id, decision)) for label, decision in (("Approve", "approve"), ("Edit", "edit"), ("Reject", "reject")))
             blocks.append(Section("", choices, block_id="review"))
         else:
             blocks.append(Context(f"{review.status.capitalize()} by {review.reviewer} on {review.decided_at:%Y-%m-%d %H:%M} UTC."))

@@ -347,3 +347,13 @@ def review_reasons(
     if any(asks_for_coach(text) for text in pitch):
         reasons.append(ReviewReason("coach_requested", "The leader asked for a coach to look."))
     return reasons
+
+
+def review_button_value(review_id: int, decision: str) -> str:
+    """What a review card's Approve / Edit / Reject button carries back."""
+    return f"review|{review_id}|{decision}"
+
+
+def is_edit_button(value: str) -> bool:
+    """A coach's Edit: the adapters ask for the corrected advice as text before it is sent."""
+    return value.startswith("review|") and value.endswith("|edit")

@@ -39,6 +39,7 @@ from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat,
 from adapters.slack.payloads import MalformedRequest, parse_request
 from nudges.checklist import AnswerError, ChoiceRef
 from nudges.messages import Message
+from nudges.review import is_edit_button
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,7 @@ def fallback_text_of(reply: Reply) -> str:
 
 def _is_note_button(value: str) -> bool:
     """Buttons that open a text dialog: a checklist's "Add a note", a review's "Edit"."""
-    if value.startswith("review|") and value.endswith("|edit"):
+    if is_edit_button(value):
         return True
     try:
         return ChoiceRef.decode(value).action == "note"

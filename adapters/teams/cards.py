@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 from nudges.checklist import AnswerError, ChoiceRef
 from nudges.messages import Choice, Context, Header, Image, Message, Section
+from nudges.review import is_edit_button
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -141,7 +142,7 @@ def _action_of(value: str) -> str | None:
 
 
 def _button(choice: Choice) -> dict[str, Any]:
-    if choice.value.startswith("review|") and choice.value.endswith("|edit"):
+    if is_edit_button(choice.value):
         return _edit_button(choice)
     button: dict[str, Any] = {
         "type": "Action.Submit",
