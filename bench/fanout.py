@@ -7,22 +7,26 @@ fake enforces a workspace rate limit and the total time is compared with the the
 minimum (messages / limit), once with the engine paced to the limit and once relying on
 429 Retry-After alone.
 
-    .venv/bin/python bench/fanout.py [--members 10000] [--concurrency 32] [--limit 1000] [--database sqlite|postgresql]
+    .venv/bin/python bench/fanout.py [--members 10000] [--concurrency 32] [--limit 1000] [--database sqlite|postgresql] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import psycopg
@@ -42,6 +46,7 @@ from storage.db import Database, upgrade  # noqa: E402
 from tests.seed import seed_slack_members  # noqa: E402
 
 MONDAY = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+T = TypeVar("T")
 PG = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -91,6 +96,7 @@ async def engine_run(kind: str, members: int, concurrency: int, api_url: str, li
         chat = SlackChat(make_client(api_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
         chat.client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
         deliverer = Deliverer(db, {"slack": chat}, limiter=RateLimiter(limits), concurrency=concurrency)
+        gc.collect()  # the seeding's garbage is not the engine's to collect
         wall, cpu = time.perf_counter(), time.process_time()
         report = await deliverer.drain(program)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -116,6 +122,7 @@ async def bare_run(members: int, concurrency: int, api_url: str) -> tuple[float,
         async with gate:
             await client.chat_postMessage(channel=f"U{i}", text=text, blocks=blocks)
 
+    gc.collect()  # as for the engine: neither side pays for what came before it
     wall, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(post(i) for i in range(members)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -123,30 +130,40 @@ async def bare_run(members: int, concurrency: int, api_url: str) -> tuple[float,
     return wall, cpu
 
 
-async def main(members: int, concurrency: int, limit: int, database: str) -> None:
-    unpaced = Limits(per_conversation={"slack": 1.0}, per_tenant={})
-    print(f"{members} members, concurrency {concurrency}, {database}")
-    fake, api = await start_fake(None)
+async def on_fresh_fake(rate: int | None, run: Callable[[str], Awaitable[T]]) -> T:
+    """Each run gets its own fake, so none pays for the messages an earlier run left in it."""
+    fake, api = await start_fake(rate)
     try:
-        bare_wall, bare_cpu = await bare_run(members, concurrency, api)
-        wall, cpu, sent = await engine_run(database, members, concurrency, api, unpaced)
+        return await run(api)
     finally:
         fake.terminate()
-    bare_rate, rate = members / bare_wall, sent / wall
-    print(f"  bare chat_postMessage   {bare_rate:8.0f} msg/s   {bare_cpu / members * 1000:6.2f} CPU s per 1,000")
-    print(f"  delivery engine         {rate:8.0f} msg/s   {cpu / sent * 1000:6.2f} CPU s per 1,000   ({sent} sent)")
-    print(f"  ratio engine / bare: {rate / bare_rate:.2f}")
+
+
+async def main(members: int, concurrency: int, limit: int, database: str, rounds: int) -> None:
+    unpaced = Limits(per_conversation={"slack": 1.0}, per_tenant={})
+    print(f"{members} members, concurrency {concurrency}, {database}, {rounds} rounds (bare and engine alternate; medians)")
+    bare_rates, rates, bare_cpus, cpus = [], [], [], []
+    for _ in range(rounds):
+        # This machine's speed drifts from minute to minute: alternating the two sides and
+        # taking medians keeps that drift out of the ratio.
+        bare_wall, bare_cpu = await on_fresh_fake(None, lambda api: bare_run(members, concurrency, api))
+        wall, cpu, sent = await on_fresh_fake(None, lambda api: engine_run(database, members, concurrency, api, unpaced))
+        bare_rates.append(members / bare_wall)
+        rates.append(sent / wall)
+        bare_cpus.append(bare_cpu / members * 1000)
+        cpus.append(cpu / sent * 1000)
+        print(f"  round: bare {bare_rates[-1]:.0f} msg/s, engine {rates[-1]:.0f} msg/s, ratio {rates[-1] / bare_rates[-1]:.2f}", flush=True)
+    bare_rate, rate = statistics.median(bare_rates), statistics.median(rates)
+    print(f"  bare chat_postMessage   {bare_rate:8.0f} msg/s   {statistics.median(bare_cpus):6.2f} CPU s per 1,000")
+    print(f"  delivery engine         {rate:8.0f} msg/s   {statistics.median(cpus):6.2f} CPU s per 1,000")
+    print(f"  ratio engine / bare: {rate / bare_rate:.2f} (median per round: {statistics.median(r / b for r, b in zip(rates, bare_rates)):.2f})")
 
     floor = members / limit
     for name, limits in (
         ("paced to the limit", Limits(per_conversation={"slack": 1.0}, per_tenant={"slack": float(limit)})),
         ("429 Retry-After only", unpaced),
     ):
-        fake, api = await start_fake(limit)
-        try:
-            wall, _cpu, sent = await engine_run(database, members, concurrency, api, limits)
-        finally:
-            fake.terminate()
+        wall, _cpu, sent = await on_fresh_fake(limit, lambda api, limits=limits: engine_run(database, members, concurrency, api, limits))
         print(f"  fake limit {limit}/s, {name:22s} {wall:6.1f} s for {sent} (minimum {floor:.1f} s, {wall / floor - 1:+.0%})")
 
 
@@ -156,5 +173,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--limit", type=int, default=1000, help="the fake's workspace limit, messages per second")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--rounds", type=int, default=3, help="bare and engine runs, alternating; medians are reported")
     args = parser.parse_args()
-    asyncio.run(main(args.members, args.concurrency, args.limit, args.database))
+    asyncio.run(main(args.members, args.concurrency, args.limit, args.database, args.rounds))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,9 +36,24 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
-FLUSH_EVERY = 50
+RECORD_WITHIN = 1.0  # seconds an outcome may wait for the next claim before it is committed alone
 
 Outcome = tuple[int, str, dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Member:
+    """What sending to a member needs of their row (read as plain columns: a fan-out loads
+    thousands of them per second, and ORM objects cost more than the send)."""
+
+    id: int
+    email: str
+    platform: str
+    platform_user_id: str | None
+    paused_at: datetime | None
+
+
+Claim = tuple[list[outbox.Claimed], dict[int, Member], dict[Any, dict[str, str]]]
 # Renders a claimed row of a kind this module does not know (digests); returns the message.
 Renderer = Callable[[outbox.Claimed, datetime], Awaitable[Message]]
 
@@ -72,10 +88,12 @@ class Deliverer:
     async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
         """Deliver batch after batch until nothing is due at ``clock()``.
 
-        Sends run in a sliding window of ``concurrency``: the next batch is claimed (in the
-        same transaction that records the outcomes so far) while the last sends of the
-        current one are still in flight, so the platform is never left waiting on the
-        database between batches.
+        Sends run in a sliding window of ``concurrency``, and the sends never wait on the
+        database: the next batch is claimed (in the same transaction that records the
+        outcomes so far) while the second half of the current one is sent, and outcomes
+        that would otherwise wait longer than ``RECORD_WITHIN`` are committed in the
+        background. One transaction at a time: SQLite has a single writer, and each
+        transaction records the outcomes there are when it starts.
         """
         report = DeliveryReport()
         window = asyncio.Semaphore(self.concurrency)
@@ -84,6 +102,10 @@ class Deliverer:
         unrecorded: list[Outcome] = []
         sending: set[asyncio.Task[Outcome]] = set()
         batch = self.claim_size()
+        one_at_a_time = asyncio.Lock()
+        committed_at = time.monotonic()
+        ahead: asyncio.Task[Claim] | None = None
+        flushing: asyncio.Task[None] | None = None
 
         def done(task: asyncio.Task[Outcome]) -> None:
             sending.discard(task)
@@ -92,27 +114,54 @@ class Deliverer:
                 unrecorded.append(task.result())  # _attempt turns every error into an outcome
                 _count(report, unrecorded[-1])
 
+        async def record_and_claim() -> Claim:
+            nonlocal committed_at
+            async with one_at_a_time:
+                claim = await self._record_and_claim(unrecorded, clock(), batch)
+            committed_at = time.monotonic()
+            return claim
+
+        async def record() -> None:
+            nonlocal committed_at
+            async with one_at_a_time:
+                await self._record(unrecorded)
+            committed_at = time.monotonic()
+
         try:
+            ahead = asyncio.create_task(record_and_claim())
             while True:
-                claimed, people, answers = await self._record_and_claim(unrecorded, clock(), batch)
+                claimed, people, answers = await ahead
+                ahead = None
                 if not claimed:
                     if not sending:
                         await self._measure_lag(clock())
                         return report
                     await asyncio.wait(set(sending))  # what they record may free more work
+                    ahead = asyncio.create_task(record_and_claim())
                     continue
-                for row in claimed:
+                for i, row in enumerate(claimed):
                     await window.acquire()
-                    if len(unrecorded) >= FLUSH_EVERY:  # sends paced slowly are recorded as they go
-                        await self._record(unrecorded)
+                    if i == len(claimed) // 2:
+                        ahead = asyncio.create_task(record_and_claim())
+                    elif unrecorded and not one_at_a_time.locked() and time.monotonic() - committed_at > RECORD_WITHIN:
+                        # Sends paced slowly are recorded as they go. A failed commit keeps its
+                        # outcomes for the next one, which raises if the database is still down.
+                        flushing = asyncio.create_task(record())
+                        flushing.add_done_callback(_log_failure)
                     task = asyncio.create_task(self._attempt(program, row, people.get(row.person_id or -1), answers, clock))
                     sending.add(task)
                     task.add_done_callback(done)
         finally:
             # Stopped (the worker shuts down) or the database failed: sends already on their
             # way are finished, and every outcome not yet committed is recorded if it can be.
+            # A claim in progress is called off (rolled back), its rows stay due.
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.wait({ahead})
             if sending:
                 await asyncio.wait(set(sending))
+            if flushing is not None:
+                await asyncio.wait({flushing})
             if unrecorded:
                 await self._record(unrecorded)
 
@@ -132,7 +181,7 @@ class Deliverer:
             await outbox.mark_many(session, outcomes[:recording])
         del outcomes[:recording]
 
-    async def _record_and_claim(self, outcomes: list[Outcome], now: datetime, batch: int) -> tuple[list[outbox.Claimed], dict[int, Person], dict[Any, dict[str, str]]]:
+    async def _record_and_claim(self, outcomes: list[Outcome], now: datetime, batch: int) -> Claim:
         """One transaction: the outcomes there are now (dropped from ``outcomes`` once committed),
         and the next batch of due rows with what rendering them needs (their people, and the
         answers a checklist shows)."""
@@ -163,7 +212,7 @@ class Deliverer:
                 return report
             await asyncio.sleep(max(idle, (next_at - clock()).total_seconds()))
 
-    async def _attempt(self, program: Program, row: outbox.Claimed, person: Person | None, answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> Outcome:
+    async def _attempt(self, program: Program, row: outbox.Claimed, person: Member | None, answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> Outcome:
         chat = self.chats[row.platform or ""]
         tenant = ""
         try:
@@ -174,7 +223,7 @@ class Deliverer:
                 if ref is not None:
                     metrics.DELIVERIES.labels(row.kind, "verified").inc()
                     return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
-            message = await self._render(program, row, person, answers, clock())
+            message = await self._render(program, row, answers, clock())
             await self.limiter.acquire(row.platform or "", tenant, to.user_id or to.channel_id or "")
             ref = await chat.send(to, message, key=row.key)
         except DeliveryError as exc:
@@ -209,7 +258,7 @@ class Deliverer:
         status = "verifying" if exc.ambiguous or row.ambiguous else "pending"
         return row.id, status, {"next_attempt_at": now + delay, "last_error": exc.reason[:1000]}
 
-    async def _recipient(self, chat: ChatPort, row: outbox.Claimed, person: Person | None) -> Recipient:
+    async def _recipient(self, chat: ChatPort, row: outbox.Claimed, person: Member | None) -> Recipient:
         if row.target:
             return Recipient(platform=row.platform or "", channel_id=row.target)
         if person is None:
@@ -227,7 +276,7 @@ class Deliverer:
             person.platform_user_id = user_id
         return Recipient(platform=row.platform or "", user_id=person.platform_user_id)
 
-    async def _render(self, program: Program, row: outbox.Claimed, person: Person | None, answers: dict[Any, dict[str, str]], now: datetime) -> Message:
+    async def _render(self, program: Program, row: outbox.Claimed, answers: dict[Any, dict[str, str]], now: datetime) -> Message:
         if row.kind == "consent":
             return consent_message(program)
         if row.kind in ("checklist", "reminder"):
@@ -281,11 +330,18 @@ def _tenant(to: Recipient) -> str:
     return tenant if sep else ""
 
 
-async def _people(session: Any, ids: set[int]) -> dict[int, Person]:
+async def _people(session: Any, ids: set[int]) -> dict[int, Member]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Person).where(Person.id.in_(ids)))
-    return {p.id: p for p in rows}
+    rows = await session.execute(
+        select(Person.id, Person.email, Person.platform, Person.platform_user_id, Person.paused_at).where(Person.id.in_(ids))
+    )
+    return {row[0]: Member(*row) for row in rows}
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("recording delivery outcomes failed (kept for the next try): %s", exc)
 
 
 def utc_now() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ class IsoWeek:
         return cls(year, week)
 
     @classmethod
+    @functools.lru_cache(maxsize=256)  # a fan-out parses the same few weeks for every row
     def parse(cls, text: str) -> IsoWeek:
         """Parse 'YYYY-Www'; raises ValueError with a message fit for a terminal."""
         match = _ISO_WEEK.match(text.strip())

@@ -146,7 +146,8 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000))
     # Where the platform put the message (channel + ts, activity id) so it can be updated.
     message_ref: Mapped[dict[str, Any] | None]
-    __table_args__ = (Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+    # Claims read each status's due rows in this order (storage.outbox.claim_due).
+    __table_args__ = (Index("ix_deliveries_status_next_attempt_at_id", "status", "next_attempt_at", "id"),)
 
 
 class InboundEvent(Base):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert
@@ -72,46 +72,45 @@ class Claimed:
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, platforms: Collection[str] | None = None) -> list[Claimed]:
-    """Lease up to ``limit`` due rows to this worker, only for ``platforms`` when given
-    (rows for a platform that is not configured wait for it rather than fail).
+    """Lease up to ``limit`` due rows to this worker, only for ``platforms`` when given (rows
+    for a platform that is not configured wait for it rather than fail).
 
-    One UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED) statement: on PostgreSQL many
-    workers claim disjoint batches without waiting on each other; SQLite runs the single
-    statement under its one writer lock, which gives the same exclusivity.
+    Rows whose last attempt may have reached the platform ('sending' with a lease run out,
+    'verifying') come first, then 'pending' rows, each status oldest first. One
+    UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) per status: on PostgreSQL
+    many workers claim disjoint batches without waiting on each other, SQLite runs each
+    statement under its one writer lock, which gives the same exclusivity; and each reads
+    its rows in the order of the index on (status, next_attempt_at, id), so a claim costs
+    the rows it takes, not the whole backlog.
     """
     table = Delivery.__table__
-    candidates = (
-        select(table.c.id)
-        .where(
-            table.c.status.in_(("pending", "sending", "verifying")),
-            table.c.next_attempt_at <= now,
-            *([table.c.platform.in_(list(platforms))] if platforms is not None else []),
+    c = table.c
+    claimed: list[Claimed] = []
+    for status in ("sending", "verifying", "pending"):
+        if len(claimed) >= limit:
+            break
+        oldest = (
+            select(c.id)
+            .where(c.status == status, c.next_attempt_at <= now, *([c.platform.in_(list(platforms))] if platforms is not None else []))
+            .order_by(c.next_attempt_at, c.id)
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
         )
-        .order_by(table.c.next_attempt_at, table.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    # SET sees the old row and RETURNING the new one: a row that was still 'sending' (its
-    # worker's lease ran out) comes back as 'verifying', which is how the caller knows.
-    stmt = (
-        update(table)
-        .where(table.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            status=case((table.c.status == "pending", "sending"), else_="verifying"),
-            attempts=table.c.attempts + 1,
-            next_attempt_at=now + CLAIM_LEASE,
+        # A row that was still 'sending' (its worker's lease ran out) comes back as
+        # 'verifying', which is how the caller knows to ask the platform first.
+        stmt = (
+            update(table)
+            .where(c.id.in_(oldest.scalar_subquery()))
+            .values(status="sending" if status == "pending" else "verifying", attempts=c.attempts + 1, next_attempt_at=now + CLAIM_LEASE)
+            .returning(c.id, c.idempotency_key, c.kind, c.period, c.person_id, c.cohort_id, c.platform, c.target, c.payload, c.attempts)
         )
-        .returning(*table.c)
-    )
-    rows = (await session.execute(stmt)).mappings().all()
-    claimed = [
-        Claimed(
-            id=r["id"], key=r["idempotency_key"], kind=r["kind"], period=r["period"], person_id=r["person_id"],
-            cohort_id=r["cohort_id"], platform=r["platform"], target=r["target"], payload=r["payload"] or {},
-            attempts=r["attempts"], ambiguous=r["status"] == "verifying",
-        )
-        for r in rows
-    ]
+        claimed += [
+            Claimed(
+                id=i, key=key, kind=kind, period=period, person_id=person_id, cohort_id=cohort_id, platform=platform, target=target,
+                payload=payload or {}, attempts=attempts, ambiguous=status != "pending",
+            )
+            for i, key, kind, period, person_id, cohort_id, platform, target, payload, attempts in await session.execute(stmt)
+        ]
     return sorted(claimed, key=lambda c: c.id)
 
 

@@ -76,3 +76,18 @@ async def test_mark_many_records_sent_retry_and_failed_in_one_go(db: Database) -
     async with db.session() as session:
         rows = {d.idempotency_key: (d.status, d.last_error) for d in (await session.scalars(select(Delivery))).all()}
     assert rows == {"s": ("sent", None), "r": ("pending", "503"), "f": ("failed", "channel_not_found")}
+
+
+async def test_a_claim_takes_ambiguous_rows_first_then_the_oldest_pending_ones(db: Database) -> None:
+    await _enqueue(db, "crashed", due=T0 - timedelta(hours=1))
+    for minute in (3, 1, 2):
+        await _enqueue(db, f"due+{minute}", due=T0 + timedelta(minutes=minute))
+    async with db.session() as session:
+        assert [c.key for c in await outbox.claim_due(session, T0, limit=1)] == ["crashed"]
+    after_lease = T0 + outbox.CLAIM_LEASE + timedelta(seconds=1)
+    async with db.session() as session:
+        claimed = await outbox.claim_due(session, after_lease, limit=3)
+    # The crashed row's lease ran out later than the others fell due, and it still comes first.
+    assert sorted((c.key, c.ambiguous) for c in claimed) == [("crashed", True), ("due+1", False), ("due+2", False)]
+    async with db.session() as session:
+        assert [c.key for c in await outbox.claim_due(session, after_lease, limit=3)] == ["due+3"]
