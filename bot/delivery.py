@@ -37,6 +37,7 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 RECORD_WITHIN = 1.0  # seconds an outcome may wait for the next claim before it is committed alone
+CLAIM_AHEAD_AT = 0.5  # the next batch is claimed once this share of the current one is under way
 
 Outcome = tuple[int, str, dict[str, Any]]
 
@@ -141,7 +142,7 @@ class Deliverer:
                     continue
                 for i, row in enumerate(claimed):
                     await window.acquire()
-                    if i == len(claimed) // 2:
+                    if ahead is None and i >= len(claimed) * CLAIM_AHEAD_AT:
                         ahead = asyncio.create_task(record_and_claim())
                     elif unrecorded and not one_at_a_time.locked() and time.monotonic() - committed_at > RECORD_WITHIN:
                         # Sends paced slowly are recorded as they go. A failed commit keeps its
@@ -151,6 +152,8 @@ class Deliverer:
                     task = asyncio.create_task(self._attempt(program, row, people.get(row.person_id or -1), answers, clock))
                     sending.add(task)
                     task.add_done_callback(done)
+                if ahead is None:
+                    ahead = asyncio.create_task(record_and_claim())
         finally:
             # Stopped (the worker shuts down) or the database failed: sends already on their
             # way are finished, and every outcome not yet committed is recorded if it can be.
@@ -223,7 +226,7 @@ class Deliverer:
                 if ref is not None:
                     metrics.DELIVERIES.labels(row.kind, "verified").inc()
                     return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
-            message = await self._render(program, row, answers, clock())
+            message = await self._render(program, row, answers, clock)
             await self.limiter.acquire(row.platform or "", tenant, to.user_id or to.channel_id or "")
             ref = await chat.send(to, message, key=row.key)
         except DeliveryError as exc:
@@ -276,7 +279,7 @@ class Deliverer:
             person.platform_user_id = user_id
         return Recipient(platform=row.platform or "", user_id=person.platform_user_id)
 
-    async def _render(self, program: Program, row: outbox.Claimed, answers: dict[Any, dict[str, str]], now: datetime) -> Message:
+    async def _render(self, program: Program, row: outbox.Claimed, answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> Message:
         if row.kind == "consent":
             return consent_message(program)
         if row.kind in ("checklist", "reminder"):
@@ -300,7 +303,7 @@ class Deliverer:
         renderer = self.renderers.get(row.kind)
         if renderer is None:
             raise DeliveryError(f"deliveries of kind {row.kind!r} are not supported", permanent=True)
-        return await renderer(row, now)
+        return await renderer(row, clock())
 
     async def _measure_lag(self, now: datetime) -> None:
         async with self.db.session() as session:

@@ -78,7 +78,7 @@ class RateLimiter:
             return
         now = time.monotonic()
         # No await between reading and reserving: the reservation is atomic on the loop.
-        start = max(s.earliest(now) for s in schedules)
+        start = max([s.earliest(now) for s in schedules])
         for schedule in schedules:
             schedule.reserve(start)
         if start > now:

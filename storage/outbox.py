@@ -117,16 +117,21 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, plat
 async def mark_many(session: AsyncSession, outcomes: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
     """Record many outcomes at once: (delivery id, status, values) with status sent, pending
     (a retry; values carry next_attempt_at), verifying (a retry that must first ask the
-    platform whether the last attempt arrived) or failed. One executemany per status."""
+    platform whether the last attempt arrived) or failed. The outcomes of one status carry
+    the same columns; one executemany per status."""
     table = Delivery.__table__
     for status in ("sent", "pending", "verifying", "failed"):
-        rows = [{"b_id": i, "b_status": status, **{f"b_{k}": v for k, v in values.items()}} for i, st, values in outcomes if st == status]
-        if not rows:
+        group = [(i, values) for i, st, values in outcomes if st == status]
+        if not group:
             continue
-        columns = sorted(k.removeprefix("b_") for k in rows[0] if k not in ("b_id", "b_status"))
-        stmt = update(table).where(table.c.id == bindparam("b_id")).values(
-            status=bindparam("b_status"), **{c: bindparam(f"b_{c}") for c in columns}
-        )
+        columns = sorted(group[0][1])
+        stmt = update(table).where(table.c.id == bindparam("b_id")).values(status=status, **{c: bindparam(f"b_{c}") for c in columns})
+        names = {c: f"b_{c}" for c in columns}
+        rows = []
+        for i, values in group:
+            row = {names[c]: v for c, v in values.items()}
+            row["b_id"] = i
+            rows.append(row)
         await session.execute(stmt, rows)
 
 
