@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -295,11 +296,11 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build, configuration_report
     from bot.web import make_web_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("reinforce.serve")
+    log = _process_logging("reinforce.serve")
     for line in configuration_report(settings):
         log.info("%s", line)
     app = build(settings)
+    _settled()
     # No per-request access log: /metrics counts requests, and the log line costs more
     # than a click's own work under load.
     runner = web.AppRunner(make_web_app(app), access_log=None)
@@ -384,8 +385,28 @@ async def _worker(settings: Settings) -> int:
     from bot.worker import run_worker
 
     await _check_schema(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = _process_logging("reinforce.worker")
     for line in configuration_report(settings):
-        logging.getLogger("reinforce.worker").info("%s", line)
-    await run_worker(build(settings))
+        log.info("%s", line)
+    app = build(settings)
+    _settled()
+    await run_worker(app)
     return 0
+
+
+def _process_logging(name: str) -> logging.Logger:
+    """Logging for the long-running processes (serve, worker)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # slack_sdk formats a debug line with each request's whole payload, and one with each
+    # response, whenever its client logger's own level is unset (it tests logger.level,
+    # not the effective level): a level of its own keeps that work for real debugging.
+    for sdk in ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client"):
+        logging.getLogger(sdk).setLevel(logging.INFO)
+    return logging.getLogger(name)
+
+
+def _settled() -> None:
+    """Start-up is over: what it built lives as long as the process, so the garbage
+    collector's full passes need not walk it again and again (gc.freeze)."""
+    gc.collect()
+    gc.freeze()

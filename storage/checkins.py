@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
-from storage.db import insert
+from storage.db import built_once, insert
 from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, InboundEvent, MemberWeek
 
 
@@ -36,11 +37,9 @@ async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable
     unique = sorted(set(event_ids))
     if not unique:
         return set()
-    table = InboundEvent.__table__
-    stmt = insert(session, table).on_conflict_do_nothing(index_elements=[table.c.platform, table.c.event_id]).returning(table.c.event_id)
-    # Core executemany with a cached statement: compiling one multi-row VALUES per batch
-    # costs more than the database's own work. RETURNING yields no row on conflict.
-    result = await session.execute(stmt, [{"platform": platform, "event_id": e, "received_at": now} for e in unique])
+    # Core executemany with a statement built once: compiling one multi-row VALUES per
+    # batch costs more than the database's own work. RETURNING yields no row on conflict.
+    result = await session.execute(built_once(session, _claim_events), [{"platform": platform, "event_id": e, "received_at": now} for e in unique])
     return set(result.scalars().all())
 
 
@@ -62,32 +61,46 @@ async def save_answers(session: AsyncSession, rows: Iterable[AnswerRow]) -> None
             latest[row.key] = row
     if not latest:
         return
-    answers, signals = CheckinAnswer.__table__, BehaviorSignal.__table__
-    answer = insert(session, answers)
     await session.execute(
-        answer.on_conflict_do_update(
-            index_elements=[answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key],
-            set_={"value": answer.excluded.value, "answered_at": answer.excluded.answered_at, "event_id": answer.excluded.event_id},
-            where=answers.c.answered_at <= answer.excluded.answered_at,
-        ),
+        built_once(session, _save_answers),
         [
             {"person_id": r.person_id, "cohort_id": r.cohort_id, "week": str(r.week), "behavior_key": r.behavior_key,
              "value": r.value, "answered_at": r.answered_at, "event_id": r.event_id}
             for r in latest.values()
         ],
     )
-    sig = insert(session, signals)
     await session.execute(
-        sig.on_conflict_do_update(
-            index_elements=[signals.c.person_id, signals.c.cohort_id, signals.c.behavior_key, signals.c.week, signals.c.source],
-            set_={"value": sig.excluded.value, "recorded_at": sig.excluded.recorded_at},
-            where=signals.c.recorded_at <= sig.excluded.recorded_at,
-        ),
+        built_once(session, _save_signals),
         [
             {"person_id": r.person_id, "cohort_id": r.cohort_id, "behavior_key": r.behavior_key, "week": str(r.week),
              "value": r.signal, "source": "checkin", "recorded_at": r.answered_at}
             for r in latest.values()
         ],
+    )
+
+
+def _claim_events(dialect_insert: Any) -> Any:
+    table = InboundEvent.__table__
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=[table.c.platform, table.c.event_id]).returning(table.c.event_id)
+
+
+def _save_answers(dialect_insert: Any) -> Any:
+    answers = CheckinAnswer.__table__
+    answer = dialect_insert(answers)
+    return answer.on_conflict_do_update(
+        index_elements=[answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key],
+        set_={"value": answer.excluded.value, "answered_at": answer.excluded.answered_at, "event_id": answer.excluded.event_id},
+        where=answers.c.answered_at <= answer.excluded.answered_at,
+    )
+
+
+def _save_signals(dialect_insert: Any) -> Any:
+    signals = BehaviorSignal.__table__
+    sig = dialect_insert(signals)
+    return sig.on_conflict_do_update(
+        index_elements=[signals.c.person_id, signals.c.cohort_id, signals.c.behavior_key, signals.c.week, signals.c.source],
+        set_={"value": sig.excluded.value, "recorded_at": sig.excluded.recorded_at},
+        where=signals.c.recorded_at <= sig.excluded.recorded_at,
     )
 
 

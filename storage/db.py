@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,24 @@ def insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both databases."""
     dialect = session.bind.dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+_BUILT: dict[tuple[str, Callable[..., Any]], Any] = {}
+
+
+def built_once(session: AsyncSession, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
+    """``build(insert)``'s statement, built once per dialect and then reused.
+
+    For the writes every click makes: building an INSERT ... ON CONFLICT costs more than
+    running it once compiled (and SQLAlchemy's compiled cache is keyed by the statement,
+    so a reused statement also skips the cache-key walk). ``build`` gets the dialect's
+    insert function.
+    """
+    dialect = session.bind.dialect.name
+    key = (dialect, build)
+    if key not in _BUILT:
+        _BUILT[key] = build(postgresql.insert if dialect == "postgresql" else sqlite.insert)
+    return _BUILT[key]
 
 
 def alembic_config(url: str) -> Config:

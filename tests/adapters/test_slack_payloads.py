@@ -75,3 +75,12 @@ def test_any_body_parses_or_is_malformed_and_nothing_else(raw: bytes, content_ty
         parse_request(raw, "", {"Content-Type": content_type})
     except MalformedRequest as exc:
         assert raw.decode("utf-8", "replace")[:20] not in str(exc) or len(raw) < 3  # the reason does not echo the body
+
+
+@pytest.mark.parametrize("spelled", ["%00", "%5Cu0000", "\\u0000", "%5C%75%30%30%30%30", "%5c%75%30000"], ids=["form", "escaped", "raw-escape", "letters-encoded", "lower-case"])
+def test_a_nul_however_it_is_encoded_is_refused_before_the_database(spelled: str) -> None:
+    """The NUL search is skipped for bodies whose raw bytes show no sign of one: every way of
+    writing one must show."""
+    clean = interaction_body({**CLICK, "actions": [{**CLICK["actions"][0], "value": "answerNULHERE"}]})
+    with pytest.raises(MalformedRequest, match="NUL|cannot read"):  # a raw NUL is not even JSON
+        parse_request(clean.replace("NULHERE", spelled).encode(), "", FORM)
