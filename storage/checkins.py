@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
@@ -119,16 +119,18 @@ async def save_answer(
     await save_answers(session, [AnswerRow(person_id, cohort_id, week, behavior_key, value, signal, answered_at, event_id)])
 
 
+# Built once: every batch of clicks runs it (see built_once).
+_HISTORY = select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+    CheckinAnswer.person_id.in_(bindparam("people", expanding=True)), CheckinAnswer.week <= bindparam("upto")
+)
+
+
 async def answer_history(session: AsyncSession, pairs: Iterable[tuple[int, int]], upto: IsoWeek) -> dict[tuple[int, int], dict[IsoWeek, dict[str, str]]]:
     """(person, cohort) -> week -> behavior -> answer, for weeks up to ``upto``, in one query."""
     pairs = set(pairs)
     if not pairs:
         return {}
-    rows = await session.execute(
-        select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
-            CheckinAnswer.person_id.in_({p for p, _c in pairs}), CheckinAnswer.week <= str(upto)
-        )
-    )
+    rows = await session.execute(_HISTORY, {"people": list({p for p, _c in pairs}), "upto": str(upto)})
     history: dict[tuple[int, int], dict[IsoWeek, dict[str, str]]] = {}
     for person_id, cohort_id, week, key, value in rows:
         if (person_id, cohort_id) in pairs:
