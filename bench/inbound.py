@@ -4,9 +4,10 @@ Runs `reinforce serve` (slack-bolt + storage) and, as the floor, a bare slack-bo
 only acks, each in its own process, against the same signed `block_actions` requests sent
 at a fixed concurrency from this process. A fake Slack Web API runs in a third process.
 
-    .venv/bin/python bench/inbound.py [--database sqlite|postgresql|both] [--clicks N] [--concurrency C]
+    .venv/bin/python bench/inbound.py [--database sqlite|postgresql|both] [--clicks N] [--concurrency C] [--rounds R]
 
-Prints clicks/s and p50/p99 ack latency for both apps and their throughput ratio.
+Prints clicks/s (median of alternating rounds, N clicks shared among them) and p50/p99 ack latency for
+both apps and their throughput ratio.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1] if len(values) > 1 else values[0]
 
 
-async def run(database: str, clicks: int, concurrency: int) -> None:
-    members = max(1, clicks // 3)
+async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None:
+    members = max(1, clicks // 3)  # the clicks are shared out among the rounds: each is sent once to each app
     fake_port, app_port, bare_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "OPENAI_"))}
     procs = [subprocess.Popen([sys.executable, "-m", "tests.fakes.slack", str(fake_port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)]
@@ -179,13 +180,27 @@ async def run(database: str, clicks: int, concurrency: int) -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         await wait_listening(app_port)
         await wait_listening(bare_port)
-        results = {}
-        for name, port in (("bare slack-bolt (ack only)", bare_port), ("reinforce serve", app_port)):
-            elapsed, latencies, errors = await load(port, bodies, concurrency)
-            results[name] = len(latencies) / elapsed
-            print(f"  {name:28s} {len(latencies) / elapsed:8.0f} clicks/s   p50 {percentile(latencies, 50) * 1000:6.1f} ms   "
-                  f"p99 {percentile(latencies, 99) * 1000:6.1f} ms   errors {errors}")
-        bare, ours = results.values()
+        # This machine's speed drifts from minute to minute: the two apps alternate, each
+        # round on clicks not sent before, and the medians are compared.
+        names = ("bare slack-bolt (ack only)", "reinforce serve")
+        rates: dict[str, list[float]] = {name: [] for name in names}
+        latencies: dict[str, list[float]] = {name: [] for name in names}
+        per_round = len(bodies) // rounds
+        for r in range(rounds):
+            chunk = bodies[r * per_round:(r + 1) * per_round]
+            line = []
+            for name, port in zip(names, (bare_port, app_port), strict=True):
+                elapsed, seen, errors = await load(port, chunk, concurrency)
+                if errors:
+                    raise SystemExit(f"{name}: {errors} requests failed")
+                rates[name].append(len(seen) / elapsed)
+                latencies[name] += seen
+                line.append(f"{name.split()[0]} {rates[name][-1]:.0f}")
+            print(f"  round {r + 1}: {', '.join(line)} clicks/s, ratio {rates[names[1]][-1] / rates[names[0]][-1]:.2f}", flush=True)
+        for name in names:
+            print(f"  {name:28s} {statistics.median(rates[name]):8.0f} clicks/s   p50 {percentile(latencies[name], 50) * 1000:6.1f} ms   "
+                  f"p99 {percentile(latencies[name], 99) * 1000:6.1f} ms   (median of {rounds} rounds; latencies over all)")
+        bare, ours = (statistics.median(rates[name]) for name in names)
         print(f"  throughput ratio (reinforce / bare): {ours / bare:.2f}")
     finally:
         for proc in procs:
@@ -202,10 +217,11 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--clicks", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of both apps, each on fresh clicks; medians are reported")
     args = parser.parse_args()
     for database in (["sqlite", "postgresql"] if args.database == "both" else [args.database]):
-        print(f"{database}: {args.clicks} signed checklist clicks at concurrency {args.concurrency}")
-        asyncio.run(run(database, args.clicks, args.concurrency))
+        print(f"{database}: {args.clicks} signed checklist clicks at concurrency {args.concurrency}, in {args.rounds} rounds")
+        asyncio.run(run(database, args.clicks, args.concurrency, args.rounds))
 
 
 if __name__ == "__main__":
