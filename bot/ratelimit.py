@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 
-TENANT_HEADROOM = 0.95
+TENANT_HEADROOM = 0.98
 
 
 @dataclass
@@ -65,9 +65,9 @@ class RateLimiter:
         """Wait until one more send to ``conversation`` (in ``tenant``) is allowed."""
         schedules = []
         if (rate := self.limits.per_tenant.get(platform)) is not None:
-            # Platforms count in sliding windows, and requests reach them with some jitter:
-            # pacing exactly at the limit still draws 429s, each costing a second's pause.
-            # A little under it, with a small burst, does not.
+            # Platforms count in windows, and requests reach them with some jitter: pacing
+            # exactly at the limit still draws 429s, each costing a second's pause. A little
+            # under it (2%), with bursts of a twentieth of a second's worth, does not.
             paced = rate * TENANT_HEADROOM
             schedules.append(self._schedule(("tenant", f"{platform}:{tenant}"), paced, max(1.0, paced / 20)))
         elif (paused := self._schedules.get(("tenant", f"{platform}:{tenant}"))) is not None:

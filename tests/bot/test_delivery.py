@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client
 from bot.delivery import MAX_ATTEMPTS, Deliverer
-from bot.ratelimit import Limits, RateLimiter
+from bot.ratelimit import TENANT_HEADROOM, Limits, RateLimiter
 from nudges.program import Program, load_program, parse_program
 from storage import outbox, people
 from storage.db import Database
@@ -175,4 +175,4 @@ def test_a_batch_is_what_the_slowest_pace_sends_in_half_a_lease(db: Database) ->
 
     assert size(Limits(per_conversation={}, per_tenant={})) == 500
     assert size(Limits()) == 500  # Teams' 30 per second per tenant fills a batch in seconds
-    assert size(Limits(per_tenant={"slack": 1.0})) == int(0.95 * 300 / 2)
+    assert size(Limits(per_tenant={"slack": 1.0})) == int(TENANT_HEADROOM * 300 / 2)
