@@ -74,8 +74,31 @@ async def test_mark_many_records_sent_retry_and_failed_in_one_go(db: Database) -
             (ids["f"], "failed", {"last_error": "channel_not_found"}),
         ])
     async with db.session() as session:
-        rows = {d.idempotency_key: (d.status, d.last_error) for d in (await session.scalars(select(Delivery))).all()}
-    assert rows == {"s": ("sent", None), "r": ("pending", "503"), "f": ("failed", "channel_not_found")}
+        rows = {d.idempotency_key: d for d in (await session.scalars(select(Delivery))).all()}
+    assert {k: (d.status, d.last_error) for k, d in rows.items()} == {"s": ("sent", None), "r": ("pending", "503"), "f": ("failed", "channel_not_found")}
+    # Sent outcomes go through one JSON parameter: what comes back is what went in.
+    assert (rows["s"].sent_at, rows["s"].message_ref) == (T0, {"ts": "1"})
+    assert rows["r"].next_attempt_at == T0 + timedelta(minutes=3)
+
+
+async def test_many_sent_outcomes_keep_their_own_times_and_references(db: Database) -> None:
+    keys = [f"k{n}" for n in range(30)]
+    for key in keys:
+        await _enqueue(db, key)
+    async with db.session() as session:
+        ids = {c.key: c.id for c in await outbox.claim_due(session, T0)}
+        await outbox.mark_many(session, [
+            (ids[k], "sent", {"sent_at": T0 + timedelta(microseconds=n * 1001), "message_ref": {"channel": "D1", "ts": f"{n}.000100", "note": "ü <&>"},
+                              "last_error": "already delivered" if n == 7 else None})
+            for n, k in enumerate(keys)
+        ])
+    async with db.session() as session:
+        rows = {d.idempotency_key: d for d in (await session.scalars(select(Delivery))).all()}
+    for n, key in enumerate(keys):
+        assert rows[key].status == "sent"
+        assert rows[key].sent_at == T0 + timedelta(microseconds=n * 1001)
+        assert rows[key].message_ref == {"channel": "D1", "ts": f"{n}.000100", "note": "ü <&>"}
+        assert rows[key].last_error == ("already delivered" if n == 7 else None)
 
 
 async def test_a_claim_takes_ambiguous_rows_first_then_the_oldest_pending_ones(db: Database) -> None:
