@@ -175,8 +175,9 @@ async def _rehearsal(app: App, program: Program, chat: ConsoleChat, now: datetim
         answer = list(chat.posted.values())[-1].message
         say("  " + answer.plain().replace("\n", "\n  "))
     await app.deliverer.deliver_due(program, lambda: now)
-    review = next((m for m, p in chat.posted.items() if p.to.channel_id and (p.key or "").startswith("review:")), None)
+    review = _posted_with_key(chat, "review:")
     if review is None:
+        say("\nThe review item did not reach the review channel (see transcript.txt).")
         return
     say(f"\nThe review channel got it (flagged): {chat.posted[review].message.blocks[2].text}")  # type: ignore[union-attr]
     click = chat.click(review, "review", "Approve", now + timedelta(minutes=20), by="console:coach@example.com")
@@ -184,8 +185,13 @@ async def _rehearsal(app: App, program: Program, chat: ConsoleChat, now: datetim
     if reply.update is not None:
         await chat.update({"message_id": review}, reply.update)
     await app.deliverer.deliver_due(program, lambda: now + timedelta(minutes=21))
-    told = list(chat.posted.values())[-1].message
-    say(f"A coach approved it; the leader is told: {told.text}")
+    told = _posted_with_key(chat, "review_outcome:")
+    say(f"A coach approved it; the leader is told: {chat.posted[told].message.text}" if told else "A coach approved it, but the leader's notice was not sent.")
+
+
+def _posted_with_key(chat: ConsoleChat, prefix: str) -> str | None:
+    """The id of the last message the outbox delivered with a key starting ``prefix``."""
+    return next((m for m, p in reversed(chat.posted.items()) if (p.key or "").startswith(prefix)), None)
 
 
 REHEARSAL = (
