@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import socket
 import statistics
@@ -37,6 +36,7 @@ os.chdir(ROOT)
 
 from adapters.slack.blocks import fallback_text, to_blocks  # noqa: E402
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client  # noqa: E402
+from bot.cli import settle  # noqa: E402
 from bot.delivery import Deliverer  # noqa: E402
 from bot.jobs import tick  # noqa: E402
 from bot.ratelimit import Limits, RateLimiter  # noqa: E402
@@ -96,7 +96,7 @@ async def engine_run(kind: str, members: int, concurrency: int, api_url: str, li
         chat = SlackChat(make_client(api_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
         chat.client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
         deliverer = Deliverer(db, {"slack": chat}, limiter=RateLimiter(limits), concurrency=concurrency)
-        gc.collect()  # the seeding's garbage is not the engine's to collect
+        settle()  # as `reinforce worker` does after start-up: the seeding's objects are not the engine's to collect
         wall, cpu = time.perf_counter(), time.process_time()
         report = await deliverer.drain(program)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -122,7 +122,7 @@ async def bare_run(members: int, concurrency: int, api_url: str) -> tuple[float,
         async with gate:
             await client.chat_postMessage(channel=f"U{i}", text=text, blocks=blocks)
 
-    gc.collect()  # as for the engine: neither side pays for what came before it
+    settle()  # as for the engine: neither side pays for what came before it
     wall, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(post(i) for i in range(members)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

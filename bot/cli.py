@@ -300,7 +300,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     for line in configuration_report(settings):
         log.info("%s", line)
     app = build(settings)
-    _settled()
+    settle()
     # No per-request access log: /metrics counts requests, and the log line costs more
     # than a click's own work under load.
     runner = web.AppRunner(make_web_app(app), access_log=None)
@@ -389,7 +389,7 @@ async def _worker(settings: Settings) -> int:
     for line in configuration_report(settings):
         log.info("%s", line)
     app = build(settings)
-    _settled()
+    settle()
     await run_worker(app)
     return 0
 
@@ -405,7 +405,7 @@ def _process_logging(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def _settled() -> None:
+def settle() -> None:
     """Start-up is over: what it built lives as long as the process, so the garbage
     collector's full passes need not walk it again and again (gc.freeze)."""
     gc.collect()
