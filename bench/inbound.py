@@ -62,6 +62,9 @@ async def handle(request):
     return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 web_app = web.Application()
 web_app.router.add_post("/slack/events", handle)
+import gc  # settled at start-up as reinforce serve is, so neither side gains on the other there
+gc.collect()
+gc.freeze()
 web.run_app(web_app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
