@@ -106,7 +106,7 @@ class Deliverer:
         one_at_a_time = asyncio.Lock()
         committed_at = time.monotonic()
         ahead: asyncio.Task[Claim] | None = None
-        flushing: asyncio.Task[None] | None = None
+        flushing: asyncio.Task[Claim] | None = None
 
         def done(task: asyncio.Task[Outcome]) -> None:
             sending.discard(task)
@@ -115,21 +115,16 @@ class Deliverer:
                 unrecorded.append(task.result())  # _attempt turns every error into an outcome
                 _count(report, unrecorded[-1])
 
-        async def record_and_claim() -> Claim:
+        async def commit(claiming: int) -> Claim:
+            """Record the outcomes there are, and claim up to ``claiming`` rows (0: none)."""
             nonlocal committed_at
             async with one_at_a_time:
-                claim = await self._record_and_claim(unrecorded, clock(), batch)
+                claim = await self._record_and_claim(unrecorded, clock(), claiming)
             committed_at = time.monotonic()
             return claim
 
-        async def record() -> None:
-            nonlocal committed_at
-            async with one_at_a_time:
-                await self._record(unrecorded)
-            committed_at = time.monotonic()
-
         try:
-            ahead = asyncio.create_task(record_and_claim())
+            ahead = asyncio.create_task(commit(batch))
             while True:
                 claimed, people, answers = await ahead
                 ahead = None
@@ -138,22 +133,22 @@ class Deliverer:
                         await self._measure_lag(clock())
                         return report
                     await asyncio.wait(set(sending))  # what they record may free more work
-                    ahead = asyncio.create_task(record_and_claim())
+                    ahead = asyncio.create_task(commit(batch))
                     continue
                 for i, row in enumerate(claimed):
                     await window.acquire()
                     if ahead is None and i >= len(claimed) * CLAIM_AHEAD_AT:
-                        ahead = asyncio.create_task(record_and_claim())
+                        ahead = asyncio.create_task(commit(batch))
                     elif unrecorded and not one_at_a_time.locked() and time.monotonic() - committed_at > RECORD_WITHIN:
                         # Sends paced slowly are recorded as they go. A failed commit keeps its
                         # outcomes for the next one, which raises if the database is still down.
-                        flushing = asyncio.create_task(record())
+                        flushing = asyncio.create_task(commit(0))
                         flushing.add_done_callback(_log_failure)
                     task = asyncio.create_task(self._attempt(program, row, people.get(row.person_id or -1), answers, clock))
                     sending.add(task)
                     task.add_done_callback(done)
                 if ahead is None:
-                    ahead = asyncio.create_task(record_and_claim())
+                    ahead = asyncio.create_task(commit(batch))
         finally:
             # Stopped (the worker shuts down) or the database failed: sends already on their
             # way are finished, and every outcome not yet committed is recorded if it can be.
@@ -166,7 +161,7 @@ class Deliverer:
             if flushing is not None:
                 await asyncio.wait({flushing})
             if unrecorded:
-                await self._record(unrecorded)
+                await self._record_and_claim(unrecorded, clock(), 0)
 
     def claim_size(self) -> int:
         """Rows to claim at once: at most what the slowest configured workspace/tenant pace sends
@@ -177,22 +172,15 @@ class Deliverer:
             return self.batch
         return max(1, min(self.batch, int(rate * outbox.CLAIM_LEASE.total_seconds() / 2)))
 
-    async def _record(self, outcomes: list[Outcome]) -> None:
-        """Commit the outcomes there are now, then drop them from ``outcomes``."""
-        recording = len(outcomes)
-        async with self.db.session() as session:
-            await outbox.mark_many(session, outcomes[:recording])
-        del outcomes[:recording]
-
     async def _record_and_claim(self, outcomes: list[Outcome], now: datetime, batch: int) -> Claim:
         """One transaction: the outcomes there are now (dropped from ``outcomes`` once committed),
-        and the next batch of due rows with what rendering them needs (their people, and the
-        answers a checklist shows)."""
+        and the next ``batch`` due rows (none for 0) with what rendering them needs (their
+        people, and the answers a checklist shows)."""
         recording = len(outcomes)
         async with self.db.session() as session:
             if recording:
                 await outbox.mark_many(session, outcomes[:recording])
-            claimed = await outbox.claim_due(session, now, batch, platforms=list(self.chats))
+            claimed = await outbox.claim_due(session, now, batch, platforms=list(self.chats)) if batch else []
             people = await _people(session, {c.person_id for c in claimed if c.person_id})
             answers = await checkins.answers_for(
                 session, [(c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id]
@@ -342,7 +330,7 @@ async def _people(session: Any, ids: set[int]) -> dict[int, Member]:
     return {row[0]: Member(*row) for row in rows}
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
+def _log_failure(task: asyncio.Task[Claim]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.warning("recording delivery outcomes failed (kept for the next try): %s", exc)
 

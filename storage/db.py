@@ -95,8 +95,11 @@ class Database:
 
 def insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both databases."""
-    dialect = session.bind.dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return _dialect_insert(session)(table)
+
+
+def _dialect_insert(session: AsyncSession) -> Callable[[Any], Any]:
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
 _BUILT: dict[tuple[str, Callable[..., Any]], Any] = {}
@@ -110,10 +113,9 @@ def built_once(session: AsyncSession, build: Callable[[Callable[[Any], Any]], An
     so a reused statement also skips the cache-key walk). ``build`` gets the dialect's
     insert function.
     """
-    dialect = session.bind.dialect.name
-    key = (dialect, build)
+    key = (session.bind.dialect.name, build)
     if key not in _BUILT:
-        _BUILT[key] = build(postgresql.insert if dialect == "postgresql" else sqlite.insert)
+        _BUILT[key] = build(_dialect_insert(session))
     return _BUILT[key]
 
 
