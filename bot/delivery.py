@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from adapters.base import ChatPort, DeliveryError, Recipient
 from bot import metrics
@@ -212,7 +212,7 @@ class Deliverer:
             if row.ambiguous:
                 ref = await chat.find_sent(to, row.key)
                 if ref is not None:
-                    metrics.DELIVERIES.labels(row.kind, "verified").inc()
+                    metrics.deliveries(row.kind, "verified").inc()
                     return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
             message = await self._render(program, row, answers, clock)
             await self.limiter.acquire(row.platform or "", tenant, to.user_id or to.channel_id or "")
@@ -223,16 +223,16 @@ class Deliverer:
             log.exception("delivery %s crashed", row.key)
             metrics.ERRORS.labels("delivery").inc()
             return self._failure(row, DeliveryError(f"internal error: {exc.__class__.__name__}"), clock(), tenant)
-        metrics.DELIVERIES.labels(row.kind, "sent").inc()
+        metrics.deliveries(row.kind, "sent").inc()
         return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": None}
 
     def _failure(self, row: outbox.Claimed, exc: DeliveryError, now: datetime, tenant: str) -> Outcome:
         if exc.permanent:
-            metrics.DELIVERIES.labels(row.kind, "failed").inc()
+            metrics.deliveries(row.kind, "failed").inc()
             log.warning("delivery %s failed for good: %s", row.key, exc.reason)
             return row.id, "failed", {"last_error": exc.reason[:1000]}
         if row.attempts >= MAX_ATTEMPTS:
-            metrics.DELIVERIES.labels(row.kind, "failed").inc()
+            metrics.deliveries(row.kind, "failed").inc()
             reason = f"gave up after {row.attempts} attempts: {exc.reason}"
             log.warning("delivery %s %s", row.key, reason)
             return row.id, "failed", {"last_error": reason[:1000]}
@@ -321,13 +321,15 @@ def _tenant(to: Recipient) -> str:
     return tenant if sep else ""
 
 
+_PEOPLE = select(Person.id, Person.email, Person.platform, Person.platform_user_id, Person.paused_at).where(
+    Person.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def _people(session: Any, ids: set[int]) -> dict[int, Member]:
     if not ids:
         return {}
-    rows = await session.execute(
-        select(Person.id, Person.email, Person.platform, Person.platform_user_id, Person.paused_at).where(Person.id.in_(ids))
-    )
-    return {row[0]: Member(*row) for row in rows}
+    return {row[0]: Member(*row) for row in await session.execute(_PEOPLE, {"ids": list(ids)})}
 
 
 def _log_failure(task: asyncio.Task[Claim]) -> None:

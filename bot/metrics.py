@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge
 
 DELIVERIES = Counter("reinforce_deliveries", "Outbox deliveries by kind and outcome", ["kind", "status"])
@@ -10,3 +12,10 @@ RATE_LIMITED = Counter("reinforce_rate_limited", "Platform answers of 429 Too Ma
 OUTBOX_LAG = Gauge("reinforce_outbox_lag_seconds", "Age of the oldest due, unsent delivery")
 CLICKS = Counter("reinforce_clicks", "Checklist clicks by outcome", ["status"])
 ERRORS = Counter("reinforce_errors", "Errors logged by the application", ["where"])
+
+
+@functools.cache
+def deliveries(kind: str, status: str) -> Counter:
+    """DELIVERIES' counter for one kind and outcome, looked up once: ``labels()`` takes a lock
+    and checks its arguments on every call, and a fan-out counts thousands a second."""
+    return DELIVERIES.labels(kind, status)

@@ -15,26 +15,20 @@ from dataclasses import dataclass, field
 TENANT_HEADROOM = 0.98
 
 
-@dataclass
 class Schedule:
     """GCRA pacing for one key: ``rate`` sends per second, bursts of up to ``burst``.
 
     Each send reserves the next free slot (the "theoretical arrival time"), so waiting
     senders are served in order and each sleeps exactly until its own slot: no herd of
-    waiters polling for a token.
+    waiters polling for a token. (A plain slotted class: a fan-out makes one per member.)
     """
 
-    rate: float
-    burst: float = 1.0
-    tat: float = float("-inf")
+    __slots__ = ("interval", "tat", "tolerance")
 
-    @property
-    def interval(self) -> float:
-        return 1.0 / self.rate
-
-    @property
-    def tolerance(self) -> float:
-        return (self.burst - 1) * self.interval
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        self.interval = 1.0 / rate
+        self.tolerance = (burst - 1) * self.interval
+        self.tat = float("-inf")
 
     def earliest(self, now: float) -> float:
         return max(now, self.tat - self.tolerance)
@@ -59,7 +53,7 @@ class RateLimiter:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self._schedules: dict[tuple[str, str], Schedule] = {}
+        self._schedules: dict[tuple[str, str, str], Schedule] = {}
 
     async def acquire(self, platform: str, tenant: str, conversation: str) -> None:
         """Wait until one more send to ``conversation`` (in ``tenant``) is allowed."""
@@ -69,11 +63,11 @@ class RateLimiter:
             # exactly at the limit still draws 429s, each costing a second's pause. A little
             # under it (2%), with bursts of a twentieth of a second's worth, does not.
             paced = rate * TENANT_HEADROOM
-            schedules.append(self._schedule(("tenant", f"{platform}:{tenant}"), paced, max(1.0, paced / 20)))
-        elif (paused := self._schedules.get(("tenant", f"{platform}:{tenant}"))) is not None:
+            schedules.append(self._schedule(("tenant", platform, tenant), paced, max(1.0, paced / 20)))
+        elif (paused := self._schedules.get(("tenant", platform, tenant))) is not None:
             schedules.append(paused)  # no configured limit, but a 429 asked for a pause
         if (rate := self.limits.per_conversation.get(platform)) is not None:
-            schedules.append(self._schedule(("conversation", f"{platform}:{conversation}"), rate, 1.0))
+            schedules.append(self._schedule(("conversation", platform, conversation), rate, 1.0))
         if not schedules:
             return
         now = time.monotonic()
@@ -92,11 +86,11 @@ class RateLimiter:
 
     def pause(self, platform: str, tenant: str, seconds: float) -> None:
         """A 429 said Retry-After: hold every later send to that workspace/tenant until then."""
-        key = ("tenant", f"{platform}:{tenant}")
+        key = ("tenant", platform, tenant)
         schedule = self._schedules.get(key) or self._schedule(key, 1e9, 1.0)
         schedule.tat = max(schedule.tat, time.monotonic() + seconds + schedule.tolerance)
 
-    def _schedule(self, key: tuple[str, str], rate: float, burst: float) -> Schedule:
+    def _schedule(self, key: tuple[str, str, str], rate: float, burst: float) -> Schedule:
         schedule = self._schedules.get(key)
         if schedule is None:
             if len(self._schedules) > 50_000:  # forget idle conversations in very long runs

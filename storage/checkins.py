@@ -146,16 +146,18 @@ def streak_in(weeks: Mapping[IsoWeek, Mapping[str, str]], upto: IsoWeek, questio
     return count
 
 
+# Built once: a fan-out asks this for every batch of hundreds of members.
+_ANSWERS = select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+    CheckinAnswer.person_id.in_(bindparam("people", expanding=True)), CheckinAnswer.week.in_(bindparam("weeks", expanding=True))
+)
+
+
 async def answers_for(session: AsyncSession, triples: Iterable[tuple[int, int, IsoWeek]]) -> dict[tuple[int, int, IsoWeek], dict[str, str]]:
     """(person, cohort, week) -> behavior -> answer for many members at once (one query)."""
     wanted = set(triples)
     if not wanted:
         return {}
-    rows = await session.execute(
-        select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
-            CheckinAnswer.person_id.in_({p for p, _c, _w in wanted}), CheckinAnswer.week.in_({str(w) for _p, _c, w in wanted})
-        )
-    )
+    rows = await session.execute(_ANSWERS, {"people": list({p for p, _c, _w in wanted}), "weeks": list({str(w) for _p, _c, w in wanted})})
     found: dict[tuple[int, int, IsoWeek], dict[str, str]] = {}
     for person_id, cohort_id, week, key, value in rows:
         triple = (person_id, cohort_id, IsoWeek.parse(week))
