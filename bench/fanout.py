@@ -96,6 +96,11 @@ async def engine_run(kind: str, members: int, concurrency: int, api_url: str, li
         chat = SlackChat(make_client(api_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
         chat.client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
         deliverer = Deliverer(db, {"slack": chat}, limiter=RateLimiter(limits), concurrency=concurrency)
+        # As in a fresh worker: the render cache holds none of the messages an earlier run made.
+        # (A cached message that is equal but not the same object is compared field by field
+        # on every lookup: left over from the floor's run, it cost the engine about 20
+        # dataclass comparisons per send.)
+        to_blocks.cache_clear()
         settle()  # as `reinforce worker` does after start-up: the seeding's objects are not the engine's to collect
         wall, cpu = time.perf_counter(), time.process_time()
         report = await deliverer.drain(program)
