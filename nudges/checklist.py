@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,16 +65,21 @@ class ChoiceRef:
     @classmethod
     def decode(cls, text: str) -> ChoiceRef:
         """Parse a button value; anything ``encode`` could not have produced is refused."""
-        parts = text.split(_SEPARATOR)
-        if len(parts) != 5 or parts[0] not in ACTIONS or not all(_PART.fullmatch(p) for p in parts):
-            raise AnswerError("That button is not from a Reinforce checklist.")
-        try:
-            week = IsoWeek.parse(parts[2])
-        except ValueError:
-            raise AnswerError("That button is not from a Reinforce checklist.") from None
-        if str(week) != parts[2] or (parts[0] == "answer") == ("-" in (parts[3], parts[4])):
-            raise AnswerError("That button is not from a Reinforce checklist.")
-        return cls(parts[1], week, parts[3], parts[4], parts[0])
+        return _decode(text)
+
+
+@functools.lru_cache(maxsize=1024)  # every member of a cohort clicks the same few values in a week
+def _decode(text: str) -> ChoiceRef:
+    parts = text.split(_SEPARATOR)
+    if len(parts) != 5 or parts[0] not in ACTIONS or not all(_PART.fullmatch(p) for p in parts):
+        raise AnswerError("That button is not from a Reinforce checklist.")
+    try:
+        week = IsoWeek.parse(parts[2])
+    except ValueError:
+        raise AnswerError("That button is not from a Reinforce checklist.") from None
+    if str(week) != parts[2] or (parts[0] == "answer") == ("-" in (parts[3], parts[4])):
+        raise AnswerError("That button is not from a Reinforce checklist.")
+    return ChoiceRef(parts[1], week, parts[3], parts[4], parts[0])
 
 
 def build_checklist(program: Program, cohort: Cohort, week: IsoWeek) -> Checklist:

@@ -250,13 +250,20 @@ class SlackAdapter:
         """chat.update, coalesced per message: while one update of a message is in flight,
         later ones only replace what is sent next, so a member clicking three answers in a
         row costs at most two calls (chat.update is rate-limited per workspace), and the
-        last state always wins."""
+        last state always wins.
+
+        Before the first call it yields once to the event loop: replies that became ready
+        together (clicks stored in the same transaction, a double click) register first,
+        and only the newest state is sent instead of one already out of date. No timer:
+        a click a person makes a second later is shown as soon as it is stored.
+        """
         key = (channel, ts)
         in_flight = key in self._updates
         self._updates[key] = message
         if in_flight:
             return
         try:
+            await asyncio.sleep(0)
             while (latest := self._updates.get(key)) is not None:
                 self._updates[key] = None
                 await client.chat_update(channel=channel, ts=ts, text=fallback_text(latest), blocks=to_blocks(latest))

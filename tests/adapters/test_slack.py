@@ -3,6 +3,7 @@ Slack sends them; the real slack_sdk client talks to a fake Slack Web API on 127
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from bot.checkins import deliver_outbox, enqueue_checklists
 from bot.programs import resolve_members
 from bot.settings import Settings
 from bot.web import make_web_app
+from nudges.messages import Message
 from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage import people
@@ -153,6 +155,26 @@ async def test_all_three_answers_thank_the_member_with_their_streak(rig: Rig) ->
         await rig.post(_click_body(rig, user, block, "Yes", action_ts=f"176760300{i}.000100"))
     await _wait_for(lambda: len(rig.fake.called("chat.update")) == 3)
     assert "Thank you, all three answered. That is 1 week in a row." in json.dumps(rig.fake.called("chat.update")[-1].params["blocks"])
+
+
+async def test_updates_of_one_message_ready_together_send_only_the_newest(rig: Rig) -> None:
+    """Replies that become ready together (clicks stored in one transaction) update the
+    message once, with the newest state, not first with a state already out of date."""
+    await _deliver_checklists(rig)
+    _email, user = await _first_slack_member(rig)
+    channel, ts, _params = _dm_of(rig, user)
+    states = [Message(f"{n} of 3 answered") for n in (1, 2, 3)]
+    await asyncio.gather(*(rig.app.slack._update(rig.app.slack.chat.client, channel, ts, m) for m in states))
+    assert [c.params["text"] for c in rig.fake.called("chat.update")] == ["3 of 3 answered"]
+    # One arriving while that update is in flight is sent after it: the last state wins.
+    await asyncio.gather(rig.app.slack._update(rig.app.slack.chat.client, channel, ts, states[0]), _later_update(rig, channel, ts, states[1]))
+    assert [c.params["text"] for c in rig.fake.called("chat.update")][1:] == ["1 of 3 answered", "2 of 3 answered"]
+
+
+async def _later_update(rig: Rig, channel: str, ts: str, message: Message) -> None:
+    await asyncio.sleep(0)  # the first update is on its way
+    await asyncio.sleep(0)
+    await rig.app.slack._update(rig.app.slack.chat.client, channel, ts, message)
 
 
 @pytest.mark.parametrize(
@@ -315,8 +337,6 @@ async def test_members_nobody_has_are_reported_not_dropped(rig: Rig) -> None:
 
 async def _wait_for(condition, timeout: float = 5.0):  # noqa: ANN001, ANN202 - a test helper
     """Poll until ``condition()`` is truthy (work after the ack runs in the background)."""
-    import asyncio
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
