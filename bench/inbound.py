@@ -154,6 +154,12 @@ async def load(port: int, bodies: list[str], concurrency: int) -> tuple[float, l
     return elapsed, latencies, errors
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (this bench runs on Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1] if len(values) > 1 else values[0]
 
@@ -189,20 +195,23 @@ async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None
         rates: dict[str, list[float]] = {name: [] for name in names}
         latencies: dict[str, list[float]] = {name: [] for name in names}
         per_round = len(bodies) // rounds
+        cpu: dict[str, list[float]] = {name: [] for name in names}
         for r in range(rounds):
             chunk = bodies[r * per_round:(r + 1) * per_round]
             line = []
-            for name, port in zip(names, (bare_port, app_port), strict=True):
+            for name, port, proc in zip(names, (bare_port, app_port), (procs[2], procs[1]), strict=True):
+                before = cpu_seconds(proc.pid)
                 elapsed, seen, errors = await load(port, chunk, concurrency)
                 if errors:
                     raise SystemExit(f"{name}: {errors} requests failed")
+                cpu[name].append((cpu_seconds(proc.pid) - before) / len(seen) * 1000)
                 rates[name].append(len(seen) / elapsed)
                 latencies[name] += seen
                 line.append(f"{name.split()[0]} {rates[name][-1]:.0f}")
             print(f"  round {r + 1}: {', '.join(line)} clicks/s, ratio {rates[names[1]][-1] / rates[names[0]][-1]:.2f}", flush=True)
         for name in names:
             print(f"  {name:28s} {statistics.median(rates[name]):8.0f} clicks/s   p50 {percentile(latencies[name], 50) * 1000:6.1f} ms   "
-                  f"p99 {percentile(latencies[name], 99) * 1000:6.1f} ms   (median of {rounds} rounds; latencies over all)")
+                  f"p99 {percentile(latencies[name], 99) * 1000:6.1f} ms   {statistics.median(cpu[name]):.2f} ms CPU per click   (medians of {rounds} rounds; latencies over all)")
         ratios = sorted(ours / bare for bare, ours in zip(*rates.values(), strict=True))
         print(f"  throughput ratio (reinforce / bare): {statistics.median(ratios):.2f} (median of the rounds' ratios; they ranged {ratios[0]:.2f}-{ratios[-1]:.2f})")
     finally:
