@@ -97,7 +97,7 @@ def _claim_statement(status: str, some_platforms: bool) -> Any:
     )
 
 
-# Lease-expired and verifying rows come first, then pending ones.
+# One statement per status, with and without the platform filter.
 _CLAIM = {(status, some): _claim_statement(status, some) for status in ("sending", "verifying", "pending") for some in (False, True)}
 
 
