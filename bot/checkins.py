@@ -98,6 +98,8 @@ class AnswerOutcome:
 
     ``message`` is the checklist re-rendered with the stored answers, for updating the
     original message in place; ``reply`` is a short private note when the click was refused.
+    A ``duplicate`` changed nothing: a repeat of the stored click (double clicks, retries)
+    or a click older than the stored answer.
     """
 
     status: Literal["recorded", "duplicate", "refused"]
@@ -111,7 +113,8 @@ async def record_answer(db: Database, program: Program, click: Click) -> AnswerO
 
 
 async def record_answers(db: Database, program: Program, clicks: Sequence[Click]) -> list[AnswerOutcome]:
-    """Record many answer clicks in one transaction (a few statements however many clicks).
+    """Record many answer clicks in one transaction (three statements however many clicks:
+    one read, the answers, their signals).
 
     The web process gathers the clicks that arrive together and records them here at once:
     one commit for many clicks is what keeps acknowledgements fast under load, on SQLite
@@ -149,11 +152,14 @@ def _validate(program: Program, click: Click) -> AnswerOutcome | tuple[ChoiceRef
 async def _record_valid(
     session: AsyncSession, program: Program, clicks: Sequence[Click], parsed: dict[int, tuple[ChoiceRef, float]], outcomes: list[AnswerOutcome | None]
 ) -> None:
+    upto = max(ref.week for ref, _signal in parsed.values())
     by_platform: dict[str, set[str]] = {}
     for i in parsed:
         by_platform.setdefault(clicks[i].platform, set()).add(clicks[i].user_id)
-    members = {(platform, uid): m for platform, ids in by_platform.items() for uid, m in (await people.members_by_platform_ids(session, platform, ids)).items()}
-    accepted: dict[int, tuple[ChoiceRef, people.Member, int, float]] = {}
+    members = {
+        (platform, uid): who for platform, ids in by_platform.items() for uid, who in (await checkins.answerers(session, platform, ids, upto)).items()
+    }
+    accepted: dict[int, tuple[ChoiceRef, checkins.Answerer, int, float]] = {}
     for i, (ref, signal) in parsed.items():
         click = clicks[i]
         member = members.get((click.platform, click.user_id))
@@ -168,32 +174,35 @@ async def _record_valid(
             outcomes[i] = AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
         else:
             accepted[i] = (ref, member, member.cohorts[ref.cohort], signal)
-    if not accepted:
-        return
-    fresh: set[tuple[str, str]] = set()
-    for platform in {clicks[i].platform for i in accepted}:
-        ids = [clicks[i].event_id for i in accepted if clicks[i].platform == platform]
-        fresh |= {(platform, e) for e in await checkins.claim_events(session, platform, ids, max(clicks[i].at for i in accepted))}
-    rows = [
-        checkins.AnswerRow(m.person_id, cohort_id, ref.week, ref.behavior, ref.value, signal, clicks[i].at, clicks[i].event_id)
-        for i, (ref, m, cohort_id, signal) in accepted.items()
-        if (clicks[i].platform, clicks[i].event_id) in fresh
-    ]
+    # What the database will keep is decided here, by the rule its upsert also applies (the
+    # latest click per question wins), so the answers read above are the state after this
+    # batch too. A click that changes nothing (a repeat of the stored one, double clicks,
+    # Slack's retries, or a click older than the stored answer) is a duplicate and not written.
+    # Another web process recording the same question at the same instant cannot break the
+    # rule (the upsert's condition holds in the database); at worst this message lags a click.
+    rows: list[checkins.AnswerRow] = []
+    recorded: set[int] = set()
+    for i, (ref, member, cohort_id, signal) in accepted.items():
+        click = clicks[i]
+        week = member.answers.setdefault(cohort_id, {}).setdefault(ref.week, {})
+        stored = week.get(ref.behavior)
+        if stored is not None and (stored.event_id == click.event_id or stored.answered_at > click.at):
+            continue
+        week[ref.behavior] = checkins.StoredAnswer(ref.value, click.at, click.event_id)
+        rows.append(checkins.AnswerRow(member.person_id, cohort_id, ref.week, ref.behavior, ref.value, signal, click.at, click.event_id))
+        recorded.add(i)
     await checkins.save_answers(session, rows)
-    history = await checkins.answer_history(session, {(m.person_id, c) for ref, m, c, _s in accepted.values()}, max(ref.week for ref, *_ in accepted.values()))
     # Members who have answered alike see the same message: each variant is rendered once a batch.
     rendered: dict[tuple[str, IsoWeek, tuple[tuple[str, str], ...], int], Message] = {}
     for i, (ref, member, cohort_id, _signal) in accepted.items():
         spec = program.cohort(ref.cohort)
-        weeks = history.get((member.person_id, cohort_id), {})
-        answered, streak = weeks.get(ref.week, {}), checkins.streak_in(weeks, ref.week, len(spec.checklist))
+        weeks = member.answers[cohort_id]
+        answered = {behavior: stored.value for behavior, stored in weeks[ref.week].items()}
+        streak = checkins.streak_in(weeks, ref.week, len(spec.checklist))
         variant = (ref.cohort, ref.week, tuple(sorted(answered.items())), streak)
         if (message := rendered.get(variant)) is None:
             message = rendered[variant] = checklist_message(build_checklist(program, spec, ref.week), answered, streak)
-        # Two presses of one event in a batch: the first counts as recorded, the rest duplicate.
-        status = "recorded" if (clicks[i].platform, clicks[i].event_id) in fresh else "duplicate"
-        fresh.discard((clicks[i].platform, clicks[i].event_id))
-        outcomes[i] = AnswerOutcome(status, message=message)
+        outcomes[i] = AnswerOutcome("recorded" if i in recorded else "duplicate", message=message)
 
 
 async def record_nudge_feedback(db: Database, program: Program, click: Click) -> AnswerOutcome:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
 from storage.db import built_once, insert
-from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, InboundEvent, MemberWeek
+from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, Cohort, Consent, InboundEvent, Membership, MemberWeek, Person
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,59 @@ class AnswerRow:
     @property
     def key(self) -> tuple[int, int, IsoWeek, str]:
         return (self.person_id, self.cohort_id, self.week, self.behavior_key)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    value: str
+    answered_at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Answerer:
+    """A person who clicked an answer: what recording it needs to know, and their answers so far."""
+
+    person_id: int
+    timezone: str
+    consent: str | None
+    cohorts: dict[str, int]  # cohort key -> id, where they are an active participant
+    answers: dict[int, dict[IsoWeek, dict[str, StoredAnswer]]]  # cohort id -> week -> behavior -> answer
+
+
+# Built once: every batch of clicks runs it, and building it costs more than running it.
+# One row per (active participation, stored answer up to the week): who the clickers are
+# and what they answered come back in one round trip.
+_ANSWERERS = (
+    select(
+        Person.platform_user_id, Person.id, Person.timezone, Consent.status, Cohort.key, Cohort.id,
+        CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value, CheckinAnswer.answered_at, CheckinAnswer.event_id,
+    )
+    .outerjoin(Consent, Consent.person_id == Person.id)
+    .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
+    .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
+    .outerjoin(
+        CheckinAnswer,
+        (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Cohort.id) & (CheckinAnswer.week <= bindparam("upto")),
+    )
+    .where(Person.platform == bindparam("platform"), Person.platform_user_id.in_(bindparam("ids", expanding=True)))
+)
+
+
+async def answerers(session: AsyncSession, platform: str, user_ids: Iterable[str], upto: IsoWeek) -> dict[str, Answerer]:
+    """platform user id -> Answerer with their answers for weeks up to ``upto``, in one query."""
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    found: dict[str, Answerer] = {}
+    rows = await session.execute(_ANSWERERS, {"platform": platform, "ids": list(ids), "upto": str(upto)})
+    for user_id, person_id, timezone, consent, cohort_key, cohort_id, week, behavior, value, answered_at, event_id in rows:
+        who = found.setdefault(user_id, Answerer(person_id, timezone, consent, {}, {}))
+        if cohort_key is not None:
+            who.cohorts[cohort_key] = cohort_id
+        if week is not None:
+            who.answers.setdefault(cohort_id, {}).setdefault(IsoWeek.parse(week), {})[behavior] = StoredAnswer(value, answered_at, event_id)
+    return found
 
 
 async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable[str], now: datetime) -> set[str]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert
@@ -19,40 +18,6 @@ async def by_email(session: AsyncSession, email: str) -> Person | None:
 
 async def by_platform_id(session: AsyncSession, platform: str, user_id: str) -> Person | None:
     return await session.scalar(select(Person).where(Person.platform == platform, Person.platform_user_id == user_id))
-
-
-@dataclass(frozen=True)
-class Member:
-    """What recording an answer needs to know about the person who clicked."""
-
-    person_id: int
-    timezone: str
-    consent: str | None
-    cohorts: dict[str, int]  # cohort key -> id, where they are an active participant
-
-
-# Built once: every batch of clicks runs it, and building it costs more than running it.
-_MEMBERS = (
-    select(Person.platform_user_id, Person.id, Person.timezone, Consent.status, Cohort.key, Cohort.id)
-    .outerjoin(Consent, Consent.person_id == Person.id)
-    .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
-    .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
-    .where(Person.platform == bindparam("platform"), Person.platform_user_id.in_(bindparam("ids", expanding=True)))
-)
-
-
-async def members_by_platform_ids(session: AsyncSession, platform: str, user_ids: Iterable[str]) -> dict[str, Member]:
-    """platform user id -> Member, for many ids in one query."""
-    ids = set(user_ids)
-    if not ids:
-        return {}
-    rows = await session.execute(_MEMBERS, {"platform": platform, "ids": list(ids)})
-    found: dict[str, Member] = {}
-    for user_id, person_id, timezone, consent, cohort_key, cohort_id in rows:
-        member = found.setdefault(user_id, Member(person_id, timezone, consent, {}))
-        if cohort_key is not None:
-            member.cohorts[cohort_key] = cohort_id
-    return found
 
 
 async def consent_status(session: AsyncSession, person_id: int) -> str | None:

@@ -155,7 +155,7 @@ class SlackAdapter:
         )
         reply = await self.inbound.click(click)  # stored before the ack
         await ack()
-        self._later(self._show(client, reply, user_id, body["user"]["id"], channel, ts))
+        self._show(client, reply, body["user"]["id"], channel, ts)
 
     async def _on_note(self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
         text = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("text", {}).get("value") or ""
@@ -170,7 +170,7 @@ class SlackAdapter:
         )
         reply = await self.inbound.submit(submission)
         await ack()
-        self._later(self._show(client, reply, user_id, body["user"]["id"], meta.get("channel"), meta.get("ts")))
+        self._show(client, reply, body["user"]["id"], meta.get("channel"), meta.get("ts"))
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         """A member's message in the DM: a rehearsal turn, or a command. Answered after the
@@ -206,25 +206,23 @@ class SlackAdapter:
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed (%s): %s", body.get("type", "?"), error.__class__.__name__, exc_info=error)
 
-    async def _show(self, client: AsyncWebClient, reply: Reply, user_id: str, slack_user: str, channel: str | None, ts: str | None) -> None:
-        """Update the message the member acted on, and/or tell them something privately.
-
-        Runs after the ack: what was clicked is already stored, so a failure here is logged
-        (the member sees the old message) rather than raised.
-        """
-        try:
-            await self._show_now(client, reply, slack_user, channel, ts)
-        except SlackApiError as exc:
-            log.warning("could not show the reply in Slack: %s", exc.response.get("error") if exc.response is not None else exc)
-
-    async def _show_now(self, client: AsyncWebClient, reply: Reply, slack_user: str, channel: str | None, ts: str | None) -> None:
+    def _show(self, client: AsyncWebClient, reply: Reply, slack_user: str, channel: str | None, ts: str | None) -> None:
+        """After the ack: update the message the member acted on, and/or tell them something
+        privately. What was clicked is already stored, so a failure here is logged (the
+        member sees the old message) rather than raised."""
         if reply.update is not None and channel and ts:
-            await self._update(client, channel, ts, reply.update)
+            self._update(client, channel, ts, reply.update)
         if reply.text:
+            self._later(self._tell(client, fallback_text_of(reply), slack_user, channel))
+
+    async def _tell(self, client: AsyncWebClient, text: str, slack_user: str, channel: str | None) -> None:
+        try:
             if channel:
-                await client.chat_postEphemeral(channel=channel, user=slack_user, text=fallback_text_of(reply))
+                await client.chat_postEphemeral(channel=channel, user=slack_user, text=text)
             else:  # from App Home: there is no channel, so answer in the DM
-                await client.chat_postMessage(channel=slack_user, text=fallback_text_of(reply))
+                await client.chat_postMessage(channel=slack_user, text=text)
+        except SlackApiError as exc:
+            _could_not_show(exc)
 
     async def start(self) -> None:
         """One HTTP connection pool for every Web API call (slack_sdk opens a new session per
@@ -246,27 +244,31 @@ class SlackAdapter:
         await handler.connect_async()
         return handler
 
-    async def _update(self, client: AsyncWebClient, channel: str, ts: str, message: Message) -> None:
-        """chat.update, coalesced per message: while one update of a message is in flight,
-        later ones only replace what is sent next, so a member clicking three answers in a
-        row costs at most two calls (chat.update is rate-limited per workspace), and the
-        last state always wins.
+    def _update(self, client: AsyncWebClient, channel: str, ts: str, message: Message) -> None:
+        """chat.update, coalesced per message: while an update of a message is waiting or in
+        flight, a newer state only replaces what is sent next, so a member clicking three
+        answers in a row costs at most two calls (chat.update is rate-limited per workspace),
+        and the last state always wins.
 
-        Before the first call it yields once to the event loop: replies that became ready
-        together (clicks stored in the same transaction, a double click) register first,
-        and only the newest state is sent instead of one already out of date. No timer:
-        a click a person makes a second later is shown as soon as it is stored.
+        The call goes out after the replies that became ready together (clicks stored in
+        the same transaction, a double click) have registered, so only the newest of them
+        is sent, not a state already out of date. No timer: a click a person makes a second
+        later is shown as soon as it is stored.
         """
         key = (channel, ts)
-        in_flight = key in self._updates
+        waiting = key in self._updates
         self._updates[key] = message
-        if in_flight:
-            return
+        if not waiting:
+            self._later(self._send_updates(client, key))
+
+    async def _send_updates(self, client: AsyncWebClient, key: tuple[str, str]) -> None:
+        channel, ts = key
         try:
-            await asyncio.sleep(0)
             while (latest := self._updates.get(key)) is not None:
                 self._updates[key] = None
                 await client.chat_update(channel=channel, ts=ts, text=fallback_text(latest), blocks=to_blocks(latest))
+        except SlackApiError as exc:
+            _could_not_show(exc)
         finally:
             self._updates.pop(key, None)
 
@@ -296,6 +298,10 @@ class SlackAdapter:
             return self._verifier.is_valid_request(raw, dict(request.headers))
         except UnicodeDecodeError:  # slack_sdk verifies text only, and Slack signs only UTF-8 bodies
             return False
+
+
+def _could_not_show(exc: SlackApiError) -> None:
+    log.warning("could not show the reply in Slack: %s", exc.response.get("error") if exc.response is not None else exc)
 
 
 def fallback_text_of(reply: Reply) -> str:

@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
+from adapters.slack.app import SlackAdapter
 from bot.app import App, build
 from bot.checkins import deliver_outbox, enqueue_checklists
 from bot.programs import resolve_members
@@ -27,7 +28,7 @@ from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database
-from storage.models import AuditEntry, CheckinAnswer, CheckinNote, Consent, InboundEvent, Person
+from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote, Consent, Person
 from storage.programs import save_program
 from tests.fakes.slack import FakeSlack, block_action, interaction_body, running_fake_slack, sign
 
@@ -145,7 +146,7 @@ async def test_same_click_delivered_three_times_records_one_answer(rig: Rig) -> 
     body = _click_body(rig, user, "q:escalate_24h", "No")
     statuses = [(await rig.post(body)).status for _ in range(3)]
     assert statuses == [200, 200, 200]
-    assert (await rig.count(CheckinAnswer), await rig.count(InboundEvent)) == (1, 1)
+    assert (await rig.count(CheckinAnswer), await rig.count(BehaviorSignal)) == (1, 1)
 
 
 async def test_all_three_answers_thank_the_member_with_their_streak(rig: Rig) -> None:
@@ -163,18 +164,25 @@ async def test_updates_of_one_message_ready_together_send_only_the_newest(rig: R
     await _deliver_checklists(rig)
     _email, user = await _first_slack_member(rig)
     channel, ts, _params = _dm_of(rig, user)
-    states = [Message(f"{n} of 3 answered") for n in (1, 2, 3)]
-    await asyncio.gather(*(rig.app.slack._update(rig.app.slack.chat.client, channel, ts, m) for m in states))
+    slack, states = rig.app.slack, [Message(f"{n} of 3 answered") for n in (1, 2, 3)]
+    for state in states:
+        slack._update(slack.chat.client, channel, ts, state)
+    await _sent(slack)
     assert [c.params["text"] for c in rig.fake.called("chat.update")] == ["3 of 3 answered"]
     # One arriving while that update is in flight is sent after it: the last state wins.
-    await asyncio.gather(rig.app.slack._update(rig.app.slack.chat.client, channel, ts, states[0]), _later_update(rig, channel, ts, states[1]))
+    rig.fake.fail("chat.update", hang=0.3)  # answered (ok) 0.3 s after it arrives
+    slack._update(slack.chat.client, channel, ts, states[0])
+    await _wait_for(lambda: rig.fake.called("chat.update")[1:])  # in flight
+    slack._update(slack.chat.client, channel, ts, states[1])
+    await asyncio.sleep(0.1)
+    assert len(rig.fake.called("chat.update")) == 2  # never two updates of one message at once: they could land out of order
+    await _sent(slack)
     assert [c.params["text"] for c in rig.fake.called("chat.update")][1:] == ["1 of 3 answered", "2 of 3 answered"]
 
 
-async def _later_update(rig: Rig, channel: str, ts: str, message: Message) -> None:
-    await asyncio.sleep(0)  # the first update is on its way
-    await asyncio.sleep(0)
-    await rig.app.slack._update(rig.app.slack.chat.client, channel, ts, message)
+async def _sent(slack: SlackAdapter) -> None:
+    while slack._after:
+        await asyncio.wait(set(slack._after))
 
 
 @pytest.mark.parametrize(
@@ -195,7 +203,7 @@ async def test_unverified_requests_get_401_and_store_nothing(rig: Rig, headers: 
         headers = sign(SECRET, body, timestamp=int(time.time()) - 6 * 60)
     response = await rig.post(body, headers=headers)  # type: ignore[arg-type]
     assert response.status == 401
-    assert (await rig.count(CheckinAnswer), await rig.count(InboundEvent)) == (0, 0)
+    assert (await rig.count(CheckinAnswer), await rig.count(BehaviorSignal)) == (0, 0)
 
 
 @pytest.mark.parametrize(

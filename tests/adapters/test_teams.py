@@ -29,7 +29,7 @@ from nudges.weeks import IsoWeek
 from storage import people
 from storage.addresses import AddressBook
 from storage.db import Database
-from storage.models import AuditEntry, CheckinAnswer, CheckinNote, ConversationRef, Delivery, InboundEvent, Person, RehearsalSession
+from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote, ConversationRef, Delivery, Person, RehearsalSession
 from storage.programs import save_program
 from tests.fakes.bot_connector import (
     FakeBotConnector,
@@ -225,7 +225,7 @@ async def test_same_card_submit_delivered_twice_stores_the_answers_once_and_upda
     async with rig.db.session() as session:
         answers = sorted((await session.execute(select(CheckinAnswer.behavior_key, CheckinAnswer.value))).all())
     assert answers == [("decision_huddle", "yes"), ("escalate_24h", "no")]
-    assert await rig.count(InboundEvent) == 2  # one per answer, however often the submit arrives
+    assert await rig.count(BehaviorSignal) == 2  # one per answer, however often the submit arrives
     updated = rig.fake.messages[(personal_conversation(account), card_id)]["attachments"][0]["content"]
     chosen = {e["id"]: e.get("value") for e in updated["body"] if e["type"] == "Input.ChoiceSet"}
     assert chosen == {"q:decision_huddle": value["q:decision_huddle"], "q:escalate_24h": value["q:escalate_24h"], "q:specific_feedback": None}

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from adapters.base import Click
 from adapters.console import ConsoleChat
-from bot.checkins import deliver_outbox, enqueue_checklists, record_answer
+from bot.checkins import deliver_outbox, enqueue_checklists, record_answer, record_answers
 from nudges.program import Program, load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database
-from storage.models import BehaviorSignal, CheckinAnswer, Consent, Delivery, InboundEvent, Person
+from storage.models import BehaviorSignal, CheckinAnswer, Consent, Delivery, Person
 from storage.programs import save_program
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
@@ -86,8 +86,10 @@ async def test_same_click_delivered_three_times_records_one_answer(db: Database,
     click = chat.click(_first_message_to(chat, email), "q:decision_huddle", "Yes", MONDAY + timedelta(minutes=3))
     outcomes = [await record_answer(db, program, click) for _ in range(3)]
     assert [o.status for o in outcomes] == ["recorded", "duplicate", "duplicate"]
-    assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal), await _count(db, InboundEvent)) == (1, 1, 1)
-    assert "1 of 3 answered" in outcomes[-1].message.plain()
+    assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal)) == (1, 1)
+    async with db.session() as session:
+        assert (await session.execute(select(CheckinAnswer.event_id, CheckinAnswer.answered_at))).all() == [(click.event_id, click.at)]
+    assert all("1 of 3 answered" in o.message.plain() for o in outcomes)
 
 
 async def test_changing_an_answer_keeps_the_last_one_and_updates_the_message(db: Database, program: Program) -> None:
@@ -101,6 +103,25 @@ async def test_changing_an_answer_keeps_the_last_one_and_updates_the_message(db:
         assert (await session.execute(select(CheckinAnswer.value))).scalars().all() == ["partly"]
         assert (await session.execute(select(BehaviorSignal.value))).scalars().all() == [0.5]
     assert "[x] Partly" in outcome.message.plain() and "[x] No" not in outcome.message.plain()
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["apart", "in-one-batch"])
+async def test_an_older_click_arriving_late_changes_nothing_and_shows_the_newer_answer(db: Database, program: Program, together: bool) -> None:
+    chat = ConsoleChat()
+    await _consent_all(db)
+    await _deliver_week(db, program, chat)
+    mid = _first_message_to(chat, program.cohorts[0].members[0].email)
+    older = chat.click(mid, "q:decision_huddle", "No", MONDAY + timedelta(minutes=1))
+    newer = chat.click(mid, "q:decision_huddle", "Partly", MONDAY + timedelta(minutes=2))
+    if together:  # a retry of the older click lands in the same batch, after the newer one
+        outcomes = await record_answers(db, program, [newer, older])
+    else:
+        outcomes = [await record_answer(db, program, click) for click in (older, newer, older)][1:]
+    assert [o.status for o in outcomes] == ["recorded", "duplicate"]
+    async with db.session() as session:
+        assert (await session.execute(select(CheckinAnswer.value, CheckinAnswer.event_id))).all() == [("partly", newer.event_id)]
+        assert (await session.execute(select(BehaviorSignal.value))).scalars().all() == [0.5]
+    assert all("[x] Partly" in o.message.plain() and "[x] No" not in o.message.plain() for o in outcomes)
 
 
 async def test_three_answers_thank_the_member_with_their_streak(db: Database, program: Program) -> None:
@@ -125,7 +146,7 @@ async def test_a_click_from_someone_without_consent_stores_nothing(db: Database,
         await people.set_consent(session, person.id, "withdrawn", MONDAY)
     outcome = await record_answer(db, program, click)
     assert outcome.status == "refused" and "not agreed" in outcome.reply
-    assert (await _count(db, CheckinAnswer), await _count(db, InboundEvent)) == (0, 0)
+    assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal)) == (0, 0)
 
 
 async def test_pressing_a_button_on_another_cohorts_checklist_is_refused(db: Database, program: Program) -> None:
@@ -160,4 +181,4 @@ async def test_invalid_answers_are_refused_with_a_reason_and_store_nothing(db: D
         person.platform_user_id = "U1"
     outcome = await record_answer(db, program, Click(member.platform, "e1", "U1", value, MONDAY))
     assert outcome.status == "refused" and reply in outcome.reply
-    assert (await _count(db, CheckinAnswer), await _count(db, InboundEvent)) == (0, 0)
+    assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal)) == (0, 0)

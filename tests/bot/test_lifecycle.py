@@ -183,7 +183,7 @@ async def test_a_slack_member_who_consented_answered_noted_rehearsed_and_was_ref
         assert (await rig.slack_post(json.dumps(event), "application/json"))[0] == 200
         await rig.app.rehearsals.drain()
     naming = await rows_naming(rig.db, person_id, {email, f"{TEAM}:{user}", user}, {"Ana"})
-    assert {w.split(".")[0] for w in naming} >= {"checkin_answers", "checkin_notes", "rehearsal_sessions", "consents", "audit_log", "inbound_events"}
+    assert {w.split(".")[0] for w in naming} >= {"checkin_answers", "checkin_notes", "rehearsal_sessions", "consents", "audit_log"}
 
     report = await forget_person(rig.db, email, "cli", datetime.now(UTC))
     assert report.held
