@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
-from adapters.slack.blocks import fallback_text, to_blocks  # noqa: E402
+from adapters.slack.blocks import blocks_json, fallback_text, to_blocks  # noqa: E402
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client  # noqa: E402
 from bot.cli import settle  # noqa: E402
 from bot.delivery import Deliverer  # noqa: E402
@@ -101,6 +101,7 @@ async def engine_run(kind: str, members: int, concurrency: int, api_url: str, li
         # on every lookup: left over from the floor's run, it cost the engine about 20
         # dataclass comparisons per send.)
         to_blocks.cache_clear()
+        blocks_json.cache_clear()
         settle()  # as `reinforce worker` does after start-up: the seeding's objects are not the engine's to collect
         wall, cpu = time.perf_counter(), time.process_time()
         report = await deliverer.drain(program)
@@ -118,7 +119,7 @@ async def bare_run(members: int, concurrency: int, api_url: str) -> tuple[float,
 
     program = load_program("examples/program.yaml")
     message = checklist_message(build_checklist(program, program.cohort("pilot-a"), IsoWeek.of(MONDAY)))
-    text, blocks = fallback_text(message), to_blocks(message)
+    text, blocks = fallback_text(message), blocks_json(message)  # as SlackChat.send passes them
     client = make_client(api_url, "xoxb-bench")
     client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
     gate = asyncio.Semaphore(concurrency)

@@ -31,11 +31,11 @@ from adapters.slack.blocks import (
     BUTTON_ACTION_PREFIX,
     NOTE_CALLBACK,
     NOTE_LIMIT,
+    blocks_json,
     escape,
     fallback_text,
     home_view,
     note_modal,
-    to_blocks,
 )
 from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, make_client, member_id
 from adapters.slack.payloads import MalformedRequest, parse_request
@@ -266,7 +266,7 @@ class SlackAdapter:
         try:
             while (latest := self._updates.get(key)) is not None:
                 self._updates[key] = None
-                await client.chat_update(channel=channel, ts=ts, text=fallback_text(latest), blocks=to_blocks(latest))
+                await client.chat_update(channel=channel, ts=ts, text=fallback_text(latest), blocks=blocks_json(latest))
         except SlackApiError as exc:
             _could_not_show(exc)
         finally:

@@ -79,6 +79,14 @@ def _button(index: int, label: str, value: str, selected: bool) -> dict[str, Any
     return button
 
 
+@functools.lru_cache(maxsize=512)
+def blocks_json(message: Message) -> str:
+    """``to_blocks`` as the JSON text the Web API takes for ``blocks`` (it accepts a string
+    wherever it accepts the list): serialized once per message rather than once per send,
+    and slack_sdk passes a string through without walking it for its own block objects."""
+    return json.dumps(to_blocks(message), separators=(",", ":"))
+
+
 def fallback_text(message: Message) -> str:
     """The notification text; escaped like everything else."""
     return _clip(escape(message.text), MAX_FALLBACK_TEXT)

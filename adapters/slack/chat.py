@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import DeliveryError, Recipient
-from adapters.slack.blocks import fallback_text, to_blocks
+from adapters.slack.blocks import blocks_json, fallback_text
 from nudges.messages import Image, Message
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class SlackChat:
             # Slack keeps message metadata with the message; find_sent looks for it.
             extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
         response = await self._call(
-            self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=to_blocks(message), token=token, **extra
+            self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=blocks_json(message), token=token, **extra
         )
         ref = {"team": team, "channel": response["channel"], "ts": response["ts"]}
         for image in (b for b in message.blocks if isinstance(b, Image) and b.data):
@@ -178,7 +178,7 @@ class SlackChat:
 
     async def update(self, ref: dict[str, Any], message: Message) -> None:
         token = await self.tokens.for_team(ref.get("team") or "")
-        await self._call(self.client.chat_update, channel=ref["channel"], ts=ref["ts"], text=fallback_text(message), blocks=to_blocks(message), token=token)
+        await self._call(self.client.chat_update, channel=ref["channel"], ts=ref["ts"], text=fallback_text(message), blocks=blocks_json(message), token=token)
 
     async def _dm_channel(self, user: str, token: str) -> str:
         # conversations.open is idempotent; caching saves one call per message in a fan-out.
