@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import ChatPort, Click
 from bot.delivery import Deliverer, DeliveryReport
 from nudges.coaching import FeedbackError, NudgeChoice, NudgeFeedback, nudge_message, parse_nudge_id
-from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, signal_value
+from nudges.checklist import AnswerError, ChecklistRenders, ChoiceRef, signal_value
 from nudges.messages import Message
 from nudges.program import Program
 from nudges.weeks import IsoWeek
@@ -112,13 +112,14 @@ async def record_answer(db: Database, program: Program, click: Click) -> AnswerO
     return (await record_answers(db, program, [click]))[0]
 
 
-async def record_answers(db: Database, program: Program, clicks: Sequence[Click]) -> list[AnswerOutcome]:
+async def record_answers(db: Database, program: Program, clicks: Sequence[Click], renders: ChecklistRenders | None = None) -> list[AnswerOutcome]:
     """Record many answer clicks in one transaction (three statements however many clicks:
     one read, the answers, their signals).
 
     The web process gathers the clicks that arrive together and records them here at once:
     one commit for many clicks is what keeps acknowledgements fast under load, on SQLite
     as on PostgreSQL. Each outcome is as if its click had been recorded alone.
+    ``renders`` keeps the messages shown from one batch to the next.
     """
     outcomes: list[AnswerOutcome | None] = [None] * len(clicks)
     parsed: dict[int, tuple[ChoiceRef, float]] = {}
@@ -130,7 +131,7 @@ async def record_answers(db: Database, program: Program, clicks: Sequence[Click]
             parsed[i] = refused
     if parsed:
         async with db.session() as session:
-            await _record_valid(session, program, clicks, parsed, outcomes)
+            await _record_valid(session, program, clicks, parsed, outcomes, renders or ChecklistRenders())
     return [o for o in outcomes if o is not None]
 
 
@@ -150,7 +151,12 @@ def _validate(program: Program, click: Click) -> AnswerOutcome | tuple[ChoiceRef
 
 
 async def _record_valid(
-    session: AsyncSession, program: Program, clicks: Sequence[Click], parsed: dict[int, tuple[ChoiceRef, float]], outcomes: list[AnswerOutcome | None]
+    session: AsyncSession,
+    program: Program,
+    clicks: Sequence[Click],
+    parsed: dict[int, tuple[ChoiceRef, float]],
+    outcomes: list[AnswerOutcome | None],
+    renders: ChecklistRenders,
 ) -> None:
     upto = max(ref.week for ref, _signal in parsed.values())
     by_platform: dict[str, set[str]] = {}
@@ -192,16 +198,11 @@ async def _record_valid(
         rows.append(checkins.AnswerRow(member.person_id, cohort_id, ref.week, ref.behavior, ref.value, signal, click.at, click.event_id))
         recorded.add(i)
     await checkins.save_answers(session, rows)
-    # Members who have answered alike see the same message: each variant is rendered once a batch.
-    rendered: dict[tuple[str, IsoWeek, tuple[tuple[str, str], ...], int], Message] = {}
     for i, (ref, member, cohort_id, _signal) in accepted.items():
         spec = program.cohort(ref.cohort)
         weeks = member.answers[cohort_id]
         answered = {behavior: stored.value for behavior, stored in weeks[ref.week].items()}
-        streak = checkins.streak_in(weeks, ref.week, len(spec.checklist))
-        variant = (ref.cohort, ref.week, tuple(sorted(answered.items())), streak)
-        if (message := rendered.get(variant)) is None:
-            message = rendered[variant] = checklist_message(build_checklist(program, spec, ref.week), answered, streak)
+        message = renders.checklist(program, spec, ref.week, answered, checkins.streak_in(weeks, ref.week, len(spec.checklist)))
         outcomes[i] = AnswerOutcome("recorded" if i in recorded else "duplicate", message=message)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select
 from adapters.base import ChatPort, DeliveryError, Recipient
 from bot import metrics
 from bot.ratelimit import RateLimiter
-from nudges.checklist import build_checklist, checklist_message
+from nudges.checklist import ChecklistRenders
 from nudges.coaching import NudgeChoice, nudge_message, parse_nudge_id
 from nudges.consent import consent_message
 from nudges.messages import Message
@@ -84,7 +84,7 @@ class Deliverer:
     batch: int = 500
     renderers: dict[str, Renderer] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
-    _rendered: dict[tuple[Any, ...], Message] = field(default_factory=dict, repr=False)
+    renders: ChecklistRenders = field(default_factory=ChecklistRenders, repr=False)
 
     async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
         """Deliver batch after batch until nothing is due at ``clock()``.
@@ -273,17 +273,11 @@ class Deliverer:
         if row.kind in ("checklist", "reminder"):
             week = IsoWeek.parse(row.payload["week"])
             answered = answers.get((row.person_id, row.cohort_id, week), {})
-            # A fan-out sends the same checklist to most members: render each variant once.
-            memo = (row.kind, row.payload["cohort"], week, tuple(sorted(answered.items())))
-            if memo not in self._rendered:
-                if len(self._rendered) > 1000:
-                    self._rendered.clear()
-                cohort = program.cohort(row.payload["cohort"])
-                status = None
-                if row.kind == "reminder":
-                    status = f"A reminder: {len(answered)} of {len(cohort.checklist)} answered so far this week. About a minute for the rest."
-                self._rendered[memo] = checklist_message(build_checklist(program, cohort, week), answered, status=status)
-            return self._rendered[memo]
+            cohort = program.cohort(row.payload["cohort"])
+            status = None
+            if row.kind == "reminder":
+                status = f"A reminder: {len(answered)} of {len(cohort.checklist)} answered so far this week. About a minute for the rest."
+            return self.renders.checklist(program, cohort, week, answered, status=status)
         if row.kind == "nudge":
             behavior_key, index = parse_nudge_id(row.payload["nudge_id"])
             choice = NudgeChoice(program.behavior(behavior_key), index, row.payload["mode"], tuple(row.payload["recent"]))

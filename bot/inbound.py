@@ -21,7 +21,7 @@ from bot.digests import cohort_digest
 from bot.home import home_view
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
-from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message
+from nudges.checklist import AnswerError, ChecklistRenders, ChoiceRef, build_checklist, checklist_message
 from nudges.consent import ACCEPT, DECLINE
 from nudges.digest import render_text
 from nudges.messages import Message
@@ -94,9 +94,10 @@ class InboundHandler:
         self.chats = chats
         self.rehearsals = rehearsals
         self.answers = ClickBatcher(self._record_answers)
+        self.renders = ChecklistRenders()
 
     async def _record_answers(self, clicks: list[Click]) -> list[AnswerOutcome]:
-        return await record_answers(self.db, await self.programs.get(), clicks)
+        return await record_answers(self.db, await self.programs.get(), clicks, self.renders)
 
     async def click(self, click: Click) -> Reply:
         if click.value in (ACCEPT, DECLINE):

@@ -18,7 +18,7 @@ from storage import people
 from storage.db import Database
 from storage.models import FeedbackReview
 from tests.fakes.bot_connector import card_submit, personal_conversation
-from tests.rig import BOT, MONDAY, TEAM, TENANT, WEEK, Rig, running_rig, slack_user_of, wait_for
+from tests.rig import BOT, MONDAY, TEAM, TENANT, Rig, running_rig, slack_user_of, wait_for
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database
-from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote, Consent, Person
+from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote, Person
 from storage.programs import save_program
 from tests.fakes.slack import FakeSlack, block_action, interaction_body, running_fake_slack, sign
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from storage import people
-from storage.models import FeedbackReview, Person
+from storage.models import FeedbackReview
 from tests.adapters.test_slack import TEAM, Rig, _command, _wait_for, interaction_body, rig  # noqa: F401 - rig is a fixture
 
 

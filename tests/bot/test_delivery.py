@@ -3,12 +3,13 @@ Retry-After, 503, timeouts after the message arrived, and permanent errors."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client
 from bot.delivery import MAX_ATTEMPTS, Deliverer
@@ -176,3 +177,22 @@ def test_a_batch_is_what_the_slowest_pace_sends_in_half_a_lease(db: Database) ->
     assert size(Limits(per_conversation={}, per_tenant={})) == 500
     assert size(Limits()) == 500  # Teams' 30 per second per tenant fills a batch in seconds
     assert size(Limits(per_tenant={"slack": 1.0})) == int(TENANT_HEADROOM * 300 / 2)
+
+
+async def test_a_program_loaded_mid_week_is_what_later_checklists_show(db: Database, fake: FakeSlack) -> None:
+    """The engine renders each checklist variant once, but a reloaded program (a question
+    reworded) is not hidden behind what the earlier program rendered."""
+    program = await _program_with(db, 2)
+    deliverer = _deliverer(db, fake)
+    async with db.session() as session:  # the second member's checklist is due later this week
+        await session.execute(update(Delivery).where(Delivery.person_id == 2).values(next_attempt_at=T0 + timedelta(days=1)))
+    await deliverer.deliver_due(program, Clock())
+    data = program.model_dump(mode="json")
+    data["behaviors"][0]["question"] = "Did you hold a decision huddle this week?"
+    reworded = parse_program(data, "test")
+    clock = Clock()
+    clock.now += timedelta(days=1)
+    await deliverer.deliver_due(reworded, clock)
+    questions = [json.dumps(c.params["blocks"]) for c in fake.called("chat.postMessage")]
+    assert len(questions) == 2
+    assert "Did you run a decision huddle" in questions[0] and "Did you hold a decision huddle" in questions[1]
