@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,14 @@ def schema_problem(url: str) -> str | None:
     if current is None:
         return "the database has no Reinforce tables yet: run `reinforce db upgrade`"
     return f"the database is at schema {current}, this version needs {head}: run `reinforce db upgrade`"
+
+
+def json_time(dialect: str, at: datetime) -> str:
+    """A UTC time as the statements that read rows from a JSON parameter store and compare
+    it: SQLAlchemy's text format on SQLite (which keeps datetimes as text), ISO 8601 for
+    PostgreSQL to cast."""
+    if dialect != "sqlite":
+        return at.isoformat()
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.isoformat(" ", "microseconds")[:26]  # without the "+00:00"

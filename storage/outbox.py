@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import insert
+from storage.db import insert, json_time
 from storage.models import Delivery
 
 # A claimed row that was neither marked sent nor failed within this time (its worker
@@ -174,24 +174,12 @@ _MARK_SENT = {
 
 
 async def _mark_sent_many(session: AsyncSession, group: list[tuple[int, dict[str, Any]]]) -> None:
-    sqlite = session.bind.dialect.name == "sqlite"
+    dialect = session.bind.dialect.name
     rows = [
-        {
-            "id": i,
-            # SQLite keeps UTC datetimes as text in SQLAlchemy's format; PostgreSQL reads ISO 8601.
-            "sent_at": _sqlite_time(values["sent_at"]) if sqlite else values["sent_at"].isoformat(),
-            "ref": values["message_ref"],
-            "error": values["last_error"],
-        }
+        {"id": i, "sent_at": json_time(dialect, values["sent_at"]), "ref": values["message_ref"], "error": values["last_error"]}
         for i, values in group
     ]
-    await session.execute(_MARK_SENT[session.bind.dialect.name], {"rows": json.dumps(rows)})
-
-
-def _sqlite_time(at: datetime) -> str:
-    if at.tzinfo is not UTC:
-        at = at.astimezone(UTC)
-    return at.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+    await session.execute(_MARK_SENT[dialect], {"rows": json.dumps(rows)})
 
 
 async def mark_sent(session: AsyncSession, delivery_id: int, now: datetime, message_ref: dict[str, Any] | None) -> None:
