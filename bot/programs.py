@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -36,11 +37,24 @@ class ProgramSource:
         self.recheck = recheck
         self._cached: tuple[int, Program] | None = None
         self._checked_at = float("-inf")
+        # One caller checks at a time: the burst of requests after a start (or a reload)
+        # would otherwise each parse the program, which for thousands of members is slow.
+        self._checking = asyncio.Lock()
 
     async def get(self) -> Program:
         """Raises ProgramError when no program has been loaded."""
+        if (program := self._fresh()) is not None:
+            return program
+        async with self._checking:
+            return self._fresh() or await self._check()  # another caller may have checked meanwhile
+
+    def _fresh(self) -> Program | None:
+        """The cached program, if it was checked within the last ``recheck`` seconds."""
         if self._cached is not None and time.monotonic() - self._checked_at < self.recheck:
             return self._cached[1]
+        return None
+
+    async def _check(self) -> Program:
         async with self.db.session() as session:
             latest = await session.scalar(select(func.max(ProgramVersion.id)))
             if latest is None:
