@@ -190,11 +190,11 @@ async def _record_valid(
     recorded: set[int] = set()
     for i, (ref, member, cohort_id, signal) in accepted.items():
         click = clicks[i]
-        week = member.answers.setdefault(cohort_id, {}).setdefault(ref.week, {})
-        stored = week.get(ref.behavior)
+        that_week = member.answers.setdefault(cohort_id, {}).setdefault(ref.week, {})
+        stored = that_week.get(ref.behavior)
         if stored is not None and (stored.event_id == click.event_id or stored.answered_at > click.at):
             continue
-        week[ref.behavior] = checkins.StoredAnswer(ref.value, click.at, click.event_id)
+        that_week[ref.behavior] = checkins.StoredAnswer(ref.value, click.at, click.event_id)
         rows.append(checkins.AnswerRow(member.person_id, cohort_id, ref.week, ref.behavior, ref.value, signal, click.at, click.event_id))
         recorded.add(i)
     await checkins.save_answers(session, rows)

@@ -141,7 +141,7 @@ _SQLITE_ROWS = (
     "json_extract(v.value, '$.week') AS week, json_extract(v.value, '$.behavior_key') AS behavior_key, "
     "json_extract(v.value, '$.value') AS value, json_extract(v.value, '$.signal') AS signal, "
     "json_extract(v.value, '$.at') AS at, json_extract(v.value, '$.event_id') AS event_id "
-    "FROM json_each(:rows) AS v WHERE true"  # SQLite's upsert needs a WHERE after INSERT ... SELECT
+    "FROM json_each(:rows) AS v"
 )
 _ANSWERS_UPSERT = (
     " ON CONFLICT (person_id, cohort_id, week, behavior_key) DO UPDATE SET value = excluded.value, "
@@ -155,6 +155,7 @@ _ANSWERS_INSERT = "INSERT INTO checkin_answers (person_id, cohort_id, week, beha
 _SIGNALS_INSERT = "INSERT INTO behavior_signals (person_id, cohort_id, behavior_key, week, value, source, recorded_at) "
 _SAVE_ANSWERS = {
     "postgresql": text(_ANSWERS_INSERT + "SELECT person_id, cohort_id, week, behavior_key, value, at, event_id " + _PG_ROWS + _ANSWERS_UPSERT),
+    # SQLite's upsert needs a WHERE after INSERT ... SELECT, if only "WHERE true".
     "sqlite": text(_ANSWERS_INSERT + "SELECT person_id, cohort_id, week, behavior_key, value, at, event_id FROM (SELECT " + _SQLITE_ROWS + ") WHERE true" + _ANSWERS_UPSERT),
 }
 _SAVE_SIGNALS = {
@@ -183,7 +184,7 @@ async def save_answer(
     await save_answers(session, [AnswerRow(person_id, cohort_id, week, behavior_key, value, signal, answered_at, event_id)])
 
 
-# Built once: every batch of clicks runs it (see built_once).
+# Built once: App Home and the checklist's replies read streaks through it.
 _HISTORY = select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
     CheckinAnswer.person_id.in_(bindparam("people", expanding=True)), CheckinAnswer.week <= bindparam("upto")
 )
