@@ -129,38 +129,35 @@ async def save_answers(session: AsyncSession, rows: Iterable[AnswerRow]) -> None
 # A burst of clicks writes hundreds of answers a second: each table gets one statement that
 # reads the batch's rows from a single JSON parameter, which the database unpacks, instead
 # of an executemany whose per-row parameter handling in Python (and on PostgreSQL a network
-# write per row) cost more than the rest of recording a click. Written per dialect, as
-# outbox's _MARK_SENT is: SQLAlchemy has no portable "INSERT ... SELECT FROM json rows".
-# The conflict clauses are the upserts' "latest click wins" (see save_answers).
-_PG_ROWS = (
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(person_id bigint, cohort_id bigint, week text, behavior_key text, "
-    "value text, signal float8, at timestamptz, event_id text)"
-)
-_SQLITE_ROWS = (
-    "json_extract(v.value, '$.person_id') AS person_id, json_extract(v.value, '$.cohort_id') AS cohort_id, "
-    "json_extract(v.value, '$.week') AS week, json_extract(v.value, '$.behavior_key') AS behavior_key, "
-    "json_extract(v.value, '$.value') AS value, json_extract(v.value, '$.signal') AS signal, "
-    "json_extract(v.value, '$.at') AS at, json_extract(v.value, '$.event_id') AS event_id "
-    "FROM json_each(:rows) AS v"
-)
-_ANSWERS_UPSERT = (
-    " ON CONFLICT (person_id, cohort_id, week, behavior_key) DO UPDATE SET value = excluded.value, "
-    "answered_at = excluded.answered_at, event_id = excluded.event_id WHERE checkin_answers.answered_at <= excluded.answered_at"
-)
-_SIGNALS_UPSERT = (
-    " ON CONFLICT (person_id, cohort_id, behavior_key, week, source) DO UPDATE SET value = excluded.value, "
-    "recorded_at = excluded.recorded_at WHERE behavior_signals.recorded_at <= excluded.recorded_at"
-)
-_ANSWERS_INSERT = "INSERT INTO checkin_answers (person_id, cohort_id, week, behavior_key, value, answered_at, event_id) "
-_SIGNALS_INSERT = "INSERT INTO behavior_signals (person_id, cohort_id, behavior_key, week, value, source, recorded_at) "
+# write per row) cost more than the rest of recording a click. SQL text, as outbox's
+# _MARK_SENT is: SQLAlchemy has no portable "INSERT ... SELECT FROM json rows". Only the
+# source of the rows (a derived table v, same columns on both) differs by dialect; the
+# conflict clauses are the upserts' "latest click wins" (see save_answers).
+_ROWS = {
+    "postgresql": "jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(person_id bigint, cohort_id bigint, week text, behavior_key text, "
+    "value text, signal float8, at timestamptz, event_id text)",
+    "sqlite": "(SELECT " + ", ".join(
+        f"json_extract(j.value, '$.{column}') AS {column}" for column in ("person_id", "cohort_id", "week", "behavior_key", "value", "signal", "at", "event_id")
+    ) + " FROM json_each(:rows) AS j) AS v",
+}
+# "WHERE true": SQLite's upsert needs a WHERE after INSERT ... SELECT.
 _SAVE_ANSWERS = {
-    "postgresql": text(_ANSWERS_INSERT + "SELECT person_id, cohort_id, week, behavior_key, value, at, event_id " + _PG_ROWS + _ANSWERS_UPSERT),
-    # SQLite's upsert needs a WHERE after INSERT ... SELECT, if only "WHERE true".
-    "sqlite": text(_ANSWERS_INSERT + "SELECT person_id, cohort_id, week, behavior_key, value, at, event_id FROM (SELECT " + _SQLITE_ROWS + ") WHERE true" + _ANSWERS_UPSERT),
+    dialect: text(
+        "INSERT INTO checkin_answers (person_id, cohort_id, week, behavior_key, value, answered_at, event_id) "
+        f"SELECT person_id, cohort_id, week, behavior_key, value, at, event_id FROM {rows} WHERE true "
+        "ON CONFLICT (person_id, cohort_id, week, behavior_key) DO UPDATE SET value = excluded.value, "
+        "answered_at = excluded.answered_at, event_id = excluded.event_id WHERE checkin_answers.answered_at <= excluded.answered_at"
+    )
+    for dialect, rows in _ROWS.items()
 }
 _SAVE_SIGNALS = {
-    "postgresql": text(_SIGNALS_INSERT + "SELECT person_id, cohort_id, behavior_key, week, signal, 'checkin', at " + _PG_ROWS + _SIGNALS_UPSERT),
-    "sqlite": text(_SIGNALS_INSERT + "SELECT person_id, cohort_id, behavior_key, week, signal, 'checkin', at FROM (SELECT " + _SQLITE_ROWS + ") WHERE true" + _SIGNALS_UPSERT),
+    dialect: text(
+        "INSERT INTO behavior_signals (person_id, cohort_id, behavior_key, week, value, source, recorded_at) "
+        f"SELECT person_id, cohort_id, behavior_key, week, signal, 'checkin', at FROM {rows} WHERE true "
+        "ON CONFLICT (person_id, cohort_id, behavior_key, week, source) DO UPDATE SET value = excluded.value, "
+        "recorded_at = excluded.recorded_at WHERE behavior_signals.recorded_at <= excluded.recorded_at"
+    )
+    for dialect, rows in _ROWS.items()
 }
 
 
