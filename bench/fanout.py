@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
-from adapters.slack.blocks import blocks_json, fallback_text, to_blocks  # noqa: E402
+from adapters.slack.blocks import blocks_json, fallback_text, to_blocks, uploads  # noqa: E402
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client  # noqa: E402
 from bot.cli import settle  # noqa: E402
 from bot.delivery import Deliverer  # noqa: E402
@@ -100,8 +100,8 @@ async def engine_run(kind: str, members: int, concurrency: int, api_url: str, li
         # (A cached message that is equal but not the same object is compared field by field
         # on every lookup: left over from the floor's run, it cost the engine about 20
         # dataclass comparisons per send.)
-        to_blocks.cache_clear()
-        blocks_json.cache_clear()
+        for cache in (to_blocks, blocks_json, fallback_text, uploads):
+            cache.cache_clear()
         settle()  # as `reinforce worker` does after start-up: the seeding's objects are not the engine's to collect
         wall, cpu = time.perf_counter(), time.process_time()
         report = await deliverer.drain(program)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,7 +55,8 @@ class Member:
     paused_at: datetime | None
 
 
-Claim = tuple[list[outbox.Claimed], dict[int, Member], dict[Any, dict[str, str]]]
+# A claimed row with what rendering it needs: its member, and the answers a checklist shows.
+Work = tuple[outbox.Claimed, Member | None, dict[str, str]]
 # Renders a claimed row of a kind this module does not know (digests); returns the message.
 Renderer = Callable[[outbox.Claimed, datetime], Awaitable[Message]]
 
@@ -89,77 +91,99 @@ class Deliverer:
     async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
         """Deliver batch after batch until nothing is due at ``clock()``.
 
-        Sends run in a sliding window of ``concurrency``, and the sends never wait on the
-        database: the next batch is claimed (in the same transaction that records the
-        outcomes so far) while the second half of the current one is sent, and outcomes
-        that would otherwise wait longer than ``RECORD_WITHIN`` are committed in the
-        background. One transaction at a time: SQLite has a single writer, and each
-        transaction records the outcomes there are when it starts.
+        ``concurrency`` senders each take the next claimed row as soon as their last send is
+        done, and the sends never wait on the database: the next batch is claimed (in the
+        same transaction that records the outcomes so far) while the second half of the
+        current one is sent, and outcomes that would otherwise wait longer than
+        ``RECORD_WITHIN`` are committed in the background. One transaction at a time: SQLite
+        has a single writer, and each transaction records the outcomes there are when it
+        starts.
         """
         report = DeliveryReport()
-        window = asyncio.Semaphore(self.concurrency)
         # Outcomes of finished sends not committed yet; they leave this list only once their
         # transaction has committed, so a failed commit loses none of them.
         unrecorded: list[Outcome] = []
-        sending: set[asyncio.Task[Outcome]] = set()
+        queue: deque[Work] = deque()
         batch = self.claim_size()
         one_at_a_time = asyncio.Lock()
         committed_at = time.monotonic()
-        ahead: asyncio.Task[Claim] | None = None
-        flushing: asyncio.Task[Claim] | None = None
+        claiming: asyncio.Task[None] | None = None
+        flushing: asyncio.Task[list[Work]] | None = None
+        exhausted = False  # the last claim found nothing due
+        stopping = False
+        low_water = 0  # claim ahead once fewer rows than this wait
 
-        def done(task: asyncio.Task[Outcome]) -> None:
-            sending.discard(task)
-            window.release()
-            if not task.cancelled():
-                unrecorded.append(task.result())  # _attempt turns every error into an outcome
-                _count(report, unrecorded[-1])
-
-        async def commit(claiming: int) -> Claim:
-            """Record the outcomes there are, and claim up to ``claiming`` rows (0: none)."""
+        async def commit(size: int) -> list[Work]:
+            """Record the outcomes there are, and claim up to ``size`` rows (0: none)."""
             nonlocal committed_at
             async with one_at_a_time:
-                claim = await self._record_and_claim(unrecorded, clock(), claiming)
+                claim = await self._record_and_claim(unrecorded, clock(), size)
             committed_at = time.monotonic()
             return claim
 
-        try:
-            ahead = asyncio.create_task(commit(batch))
-            while True:
-                claimed, people, answers = await ahead
-                ahead = None
-                if not claimed:
-                    if not sending:
-                        await self._measure_lag(clock())
-                        return report
-                    await asyncio.wait(set(sending))  # what they record may free more work
-                    ahead = asyncio.create_task(commit(batch))
-                    continue
-                for i, row in enumerate(claimed):
-                    await window.acquire()
-                    if ahead is None and i >= len(claimed) * CLAIM_AHEAD_AT:
-                        ahead = asyncio.create_task(commit(batch))
+        async def claim_more() -> None:
+            nonlocal claiming, exhausted, low_water
+            claimed = await commit(batch)
+            exhausted, low_water = not claimed, int(len(claimed) * (1 - CLAIM_AHEAD_AT))
+            queue.extend(claimed)
+            claiming = None
+
+        def start_claim() -> asyncio.Task[None]:
+            nonlocal claiming
+            claiming = asyncio.create_task(claim_more())
+            return claiming
+
+        async def sender() -> None:
+            # A loop per sender rather than a task per row: the next send starts in the same
+            # step that finished the last one, with no task, semaphore or callback in between.
+            nonlocal flushing
+            while not stopping:
+                if queue:
+                    row, person, answered = queue.popleft()
+                    if claiming is None and not exhausted and len(queue) < low_water:
+                        start_claim()
                     elif unrecorded and not one_at_a_time.locked() and time.monotonic() - committed_at > RECORD_WITHIN:
                         # Sends paced slowly are recorded as they go. A failed commit keeps its
                         # outcomes for the next one, which raises if the database is still down.
                         flushing = asyncio.create_task(commit(0))
                         flushing.add_done_callback(_log_failure)
-                    task = asyncio.create_task(self._attempt(program, row, people.get(row.person_id or -1), answers, clock))
-                    sending.add(task)
-                    task.add_done_callback(done)
-                if ahead is None:
-                    ahead = asyncio.create_task(commit(batch))
+                    outcome = await self._attempt(program, row, person, answered, clock)  # turns every error into an outcome
+                    unrecorded.append(outcome)
+                    _count(report, outcome)
+                elif exhausted:
+                    return
+                else:
+                    claim = claiming or start_claim()
+                    await asyncio.wait({claim})  # shared by the senders that wait; never raises
+                    if claim.cancelled():
+                        return
+                    if claim.exception() is not None:
+                        raise claim.exception()  # type: ignore[misc]
+
+        senders: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                senders = {asyncio.create_task(sender()) for _ in range(self.concurrency)}
+                while senders:
+                    done, senders = await asyncio.wait(senders, return_when=asyncio.FIRST_EXCEPTION)
+                    for task in done:
+                        task.result()  # the database failed: raise
+                # Every sender found nothing left; what they recorded may free more work.
+                exhausted = False
+                await start_claim()
+                if exhausted:
+                    await self._measure_lag(clock())
+                    return report
         finally:
             # Stopped (the worker shuts down) or the database failed: sends already on their
             # way are finished, and every outcome not yet committed is recorded if it can be.
             # A claim in progress is called off (rolled back), its rows stay due.
-            if ahead is not None:
-                ahead.cancel()
-                await asyncio.wait({ahead})
-            if sending:
-                await asyncio.wait(set(sending))
-            if flushing is not None:
-                await asyncio.wait({flushing})
+            stopping = True
+            if claiming is not None:
+                claiming.cancel()
+            pending = {t for t in (claiming, flushing, *senders) if t is not None}
+            if pending:
+                await asyncio.wait(pending)
             if unrecorded:
                 await self._record_and_claim(unrecorded, clock(), 0)
 
@@ -172,7 +196,7 @@ class Deliverer:
             return self.batch
         return max(1, min(self.batch, int(rate * outbox.CLAIM_LEASE.total_seconds() / 2)))
 
-    async def _record_and_claim(self, outcomes: list[Outcome], now: datetime, batch: int) -> Claim:
+    async def _record_and_claim(self, outcomes: list[Outcome], now: datetime, batch: int) -> list[Work]:
         """One transaction: the outcomes there are now (dropped from ``outcomes`` once committed),
         and the next ``batch`` due rows (none for 0) with what rendering them needs (their
         people, and the answers a checklist shows)."""
@@ -182,11 +206,10 @@ class Deliverer:
                 await outbox.mark_many(session, outcomes[:recording])
             claimed = await outbox.claim_due(session, now, batch, platforms=list(self.chats)) if batch else []
             people = await _people(session, {c.person_id for c in claimed if c.person_id})
-            answers = await checkins.answers_for(
-                session, [(c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id]
-            )
+            keys = {c.id: (c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id}
+            answers = await checkins.answers_for(session, keys.values())
         del outcomes[:recording]
-        return claimed, people, answers
+        return [(c, people.get(c.person_id or -1), answers.get(keys.get(c.id), {})) for c in claimed]
 
     async def drain(self, program: Program, clock: Callable[[], datetime] = None, idle: float = 0.05) -> DeliveryReport:  # type: ignore[assignment]
         """Deliver until the outbox has nothing pending, waiting for retries as they fall due
@@ -203,7 +226,7 @@ class Deliverer:
                 return report
             await asyncio.sleep(max(idle, (next_at - clock()).total_seconds()))
 
-    async def _attempt(self, program: Program, row: outbox.Claimed, person: Member | None, answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> Outcome:
+    async def _attempt(self, program: Program, row: outbox.Claimed, person: Member | None, answered: dict[str, str], clock: Callable[[], datetime]) -> Outcome:
         chat = self.chats[row.platform or ""]
         tenant = ""
         try:
@@ -214,7 +237,7 @@ class Deliverer:
                 if ref is not None:
                     metrics.deliveries(row.kind, "verified").inc()
                     return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
-            message = await self._render(program, row, answers, clock)
+            message = await self._render(program, row, answered, clock)
             await self.limiter.acquire(row.platform or "", tenant, to.user_id or to.channel_id or "")
             ref = await chat.send(to, message, key=row.key)
         except DeliveryError as exc:
@@ -267,12 +290,11 @@ class Deliverer:
             person.platform_user_id = user_id
         return Recipient(platform=row.platform or "", user_id=person.platform_user_id)
 
-    async def _render(self, program: Program, row: outbox.Claimed, answers: dict[Any, dict[str, str]], clock: Callable[[], datetime]) -> Message:
+    async def _render(self, program: Program, row: outbox.Claimed, answered: dict[str, str], clock: Callable[[], datetime]) -> Message:
         if row.kind == "consent":
             return consent_message(program)
         if row.kind in ("checklist", "reminder"):
             week = IsoWeek.parse(row.payload["week"])
-            answered = answers.get((row.person_id, row.cohort_id, week), {})
             cohort = program.cohort(row.payload["cohort"])
             status = None
             if row.kind == "reminder":
@@ -326,7 +348,7 @@ async def _people(session: Any, ids: set[int]) -> dict[int, Member]:
     return {row[0]: Member(*row) for row in await session.execute(_PEOPLE, {"ids": list(ids)})}
 
 
-def _log_failure(task: asyncio.Task[Claim]) -> None:
+def _log_failure(task: asyncio.Task[list[Work]]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.warning("recording delivery outcomes failed (kept for the next try): %s", exc)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -20,7 +21,7 @@ class Schedule:
 
     Each send reserves the next free slot (the "theoretical arrival time"), so waiting
     senders are served in order and each sleeps exactly until its own slot: no herd of
-    waiters polling for a token. (A plain slotted class: a fan-out makes one per member.)
+    waiters polling for a token.
     """
 
     __slots__ = ("interval", "tat", "tolerance")
@@ -51,32 +52,39 @@ class Limits:
 class RateLimiter:
     """Awaitable pacing for (platform, tenant, conversation) keys, with Retry-After pauses."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.limits = limits or Limits()
-        self._schedules: dict[tuple[str, str, str], Schedule] = {}
+        self._clock, self._sleep = clock, sleep
+        self._schedules: dict[tuple[str, str], Schedule] = {}  # per (platform, tenant)
+        # Per (platform, conversation): only the next free instant, since a conversation is
+        # paced without bursts. A fan-out paces thousands of DMs, each once or twice.
+        self._conversations: dict[tuple[str, str], float] = {}
 
     async def acquire(self, platform: str, tenant: str, conversation: str) -> None:
         """Wait until one more send to ``conversation`` (in ``tenant``) is allowed."""
-        schedules = []
+        now = self._clock()
+        start = now
         if (rate := self.limits.per_tenant.get(platform)) is not None:
             # Platforms count in windows, and requests reach them with some jitter: pacing
             # exactly at the limit still draws 429s, each costing a second's pause. A little
             # under it (2%), with bursts of a twentieth of a second's worth, does not.
             paced = rate * TENANT_HEADROOM
-            schedules.append(self._schedule(("tenant", platform, tenant), paced, max(1.0, paced / 20)))
-        elif (paused := self._schedules.get(("tenant", platform, tenant))) is not None:
-            schedules.append(paused)  # no configured limit, but a 429 asked for a pause
-        if (rate := self.limits.per_conversation.get(platform)) is not None:
-            schedules.append(self._schedule(("conversation", platform, conversation), rate, 1.0))
-        if not schedules:
-            return
-        now = time.monotonic()
+            pace = self._tenant(platform, tenant, paced, max(1.0, paced / 20))
+        else:
+            pace = self._schedules.get((platform, tenant))  # no configured limit, but a 429 asked for a pause
+        if pace is not None:
+            start = pace.earliest(now)
         # No await between reading and reserving: the reservation is atomic on the loop.
-        start = max([s.earliest(now) for s in schedules])
-        for schedule in schedules:
-            schedule.reserve(start)
+        if (rate := self.limits.per_conversation.get(platform)) is not None:
+            key = (platform, conversation)
+            start = max(start, self._conversations.get(key, start))
+            if len(self._conversations) > 50_000:  # forget idle conversations in very long runs
+                self._conversations = {k: at for k, at in self._conversations.items() if at > now}
+            self._conversations[key] = start + 1.0 / rate
+        if pace is not None:
+            pace.reserve(start)
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
     def slowest_rate(self, platforms: list[str]) -> float | None:
         """The slowest pace (sends per second) any workspace/tenant of ``platforms`` is held to,
@@ -86,15 +94,11 @@ class RateLimiter:
 
     def pause(self, platform: str, tenant: str, seconds: float) -> None:
         """A 429 said Retry-After: hold every later send to that workspace/tenant until then."""
-        key = ("tenant", platform, tenant)
-        schedule = self._schedules.get(key) or self._schedule(key, 1e9, 1.0)
-        schedule.tat = max(schedule.tat, time.monotonic() + seconds + schedule.tolerance)
+        schedule = self._schedules.get((platform, tenant)) or self._tenant(platform, tenant, 1e9, 1.0)
+        schedule.tat = max(schedule.tat, self._clock() + seconds + schedule.tolerance)
 
-    def _schedule(self, key: tuple[str, str, str], rate: float, burst: float) -> Schedule:
-        schedule = self._schedules.get(key)
+    def _tenant(self, platform: str, tenant: str, rate: float, burst: float) -> Schedule:
+        schedule = self._schedules.get((platform, tenant))
         if schedule is None:
-            if len(self._schedules) > 50_000:  # forget idle conversations in very long runs
-                now = time.monotonic()
-                self._schedules = {k: v for k, v in self._schedules.items() if v.tat > now}
-            schedule = self._schedules[key] = Schedule(rate, burst)
+            schedule = self._schedules[platform, tenant] = Schedule(rate, burst)
         return schedule

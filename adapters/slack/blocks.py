@@ -87,9 +87,17 @@ def blocks_json(message: Message) -> str:
     return json.dumps(to_blocks(message), separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=512)
 def fallback_text(message: Message) -> str:
-    """The notification text; escaped like everything else."""
+    """The notification text; escaped like everything else (once per message, as its blocks)."""
     return _clip(escape(message.text), MAX_FALLBACK_TEXT)
+
+
+@functools.lru_cache(maxsize=512)
+def uploads(message: Message) -> tuple[Image, ...]:
+    """The charts a message carries as PNG bytes, to upload with it (Block Kit shows only
+    hosted images); found once per message, as its blocks are."""
+    return tuple(b for b in message.blocks if isinstance(b, Image) and b.data)
 
 
 def home_view(message: Message) -> dict[str, Any]:

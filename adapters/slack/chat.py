@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import DeliveryError, Recipient
-from adapters.slack.blocks import blocks_json, fallback_text
-from nudges.messages import Image, Message
+from adapters.slack.blocks import blocks_json, fallback_text, uploads
+from nudges.messages import Message
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class SlackChat:
             self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=blocks_json(message), token=token, **extra
         )
         ref = {"team": team, "channel": response["channel"], "ts": response["ts"]}
-        for image in (b for b in message.blocks if isinstance(b, Image) and b.data):
+        for image in uploads(message):
             # Block Kit shows only hosted images; a chart made here goes up as a file in the
             # message's thread (files upload v2), right under the text it illustrates.
             await self._call(
