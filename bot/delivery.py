@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from adapters.base import ChatPort, DeliveryError, Recipient
 from bot import metrics
@@ -29,7 +29,7 @@ from nudges.messages import Message
 from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage import checkins, outbox
-from storage.db import Database
+from storage.db import Database, among
 from storage.models import Delivery, Person
 
 log = logging.getLogger(__name__)
@@ -337,15 +337,16 @@ def _tenant(to: Recipient) -> str:
     return tenant if sep else ""
 
 
-_PEOPLE = select(Person.id, Person.email, Person.platform, Person.platform_user_id, Person.paused_at).where(
-    Person.id.in_(bindparam("ids", expanding=True))
-)
+_PEOPLE = {
+    dialect: select(Person.id, Person.email, Person.platform, Person.platform_user_id, Person.paused_at).where(among(Person.id, dialect))
+    for dialect in ("postgresql", "sqlite")
+}
 
 
 async def _people(session: Any, ids: set[int]) -> dict[int, Member]:
     if not ids:
         return {}
-    return {row[0]: Member(*row) for row in await session.execute(_PEOPLE, {"ids": list(ids)})}
+    return {row[0]: Member(*row) for row in await session.execute(_PEOPLE[session.bind.dialect.name], {"ids": list(ids)})}
 
 
 def _log_failure(task: asyncio.Task[list[Work]]) -> None:

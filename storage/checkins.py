@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
-from storage.db import built_once, insert, json_time
+from storage.db import among, built_once, insert, json_time
 from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, Cohort, Consent, InboundEvent, Membership, MemberWeek, Person
 
 
@@ -209,9 +209,12 @@ def streak_in(weeks: Mapping[IsoWeek, Mapping[str, str]], upto: IsoWeek, questio
 
 
 # Built once: a fan-out asks this for every batch of hundreds of members.
-_ANSWERS = select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
-    CheckinAnswer.person_id.in_(bindparam("people", expanding=True)), CheckinAnswer.week.in_(bindparam("weeks", expanding=True))
-)
+_ANSWERS = {
+    dialect: select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+        among(CheckinAnswer.person_id, dialect, "people"), CheckinAnswer.week.in_(bindparam("weeks", expanding=True))
+    )
+    for dialect in ("postgresql", "sqlite")
+}
 
 
 async def answers_for(session: AsyncSession, triples: Iterable[tuple[int, int, IsoWeek]]) -> dict[tuple[int, int, IsoWeek], dict[str, str]]:
@@ -219,7 +222,7 @@ async def answers_for(session: AsyncSession, triples: Iterable[tuple[int, int, I
     wanted = set(triples)
     if not wanted:
         return {}
-    rows = await session.execute(_ANSWERS, {"people": list({p for p, _c, _w in wanted}), "weeks": list({str(w) for _p, _c, w in wanted})})
+    rows = await session.execute(_ANSWERS[session.bind.dialect.name], {"people": list({p for p, _c, _w in wanted}), "weeks": list({str(w) for _p, _c, w in wanted})})
     found: dict[tuple[int, int, IsoWeek], dict[str, str]] = {}
     for person_id, cohort_id, week, key, value in rows:
         triple = (person_id, cohort_id, IsoWeek.parse(week))

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, make_url
+from sqlalchemy import JSON, BigInteger, any_, bindparam, create_engine, event, func, literal_column, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -118,6 +118,19 @@ def built_once(session: AsyncSession, build: Callable[[Callable[[Any], Any]], An
     if key not in _BUILT:
         _BUILT[key] = build(_dialect_insert(session))
     return _BUILT[key]
+
+
+def among(column: Any, dialect: str, name: str = "ids") -> Any:
+    """``column`` is one of the integers of the list parameter ``name``.
+
+    Unlike an expanding IN, whose text changes with the number of values (so each batch of
+    500 ids is a new statement for SQLAlchemy to render and for psycopg to convert and plan),
+    the text stays the same: compiled once, prepared by psycopg after a few runs. An array
+    on PostgreSQL, a JSON array on SQLite.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=JSON))))
 
 
 def alembic_config(url: str) -> Config:
