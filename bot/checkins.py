@@ -202,7 +202,7 @@ async def _record_valid(
         spec = program.cohort(ref.cohort)
         weeks = member.answers[cohort_id]
         answered = {behavior: stored.value for behavior, stored in weeks[ref.week].items()}
-        message = renders.checklist(program, spec, ref.week, answered, checkins.streak_in(weeks, ref.week, len(spec.checklist)))
+        message = renders.checklist(program, spec.key, str(ref.week), answered, checkins.streak_in(weeks, ref.week, len(spec.checklist)))
         outcomes[i] = AnswerOutcome("recorded" if i in recorded else "duplicate", message=message)
 
 

@@ -238,7 +238,8 @@ class Deliverer:
                     metrics.deliveries(row.kind, "verified").inc()
                     return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
             message = await self._render(program, row, answered, clock)
-            await self.limiter.acquire(row.platform or "", tenant, to.user_id or to.channel_id or "")
+            if (wait := self.limiter.reserve(row.platform or "", tenant, to.user_id or to.channel_id or "")) > 0:
+                await asyncio.sleep(wait)
             ref = await chat.send(to, message, key=row.key)
         except DeliveryError as exc:
             return self._failure(row, exc, clock(), tenant)
@@ -294,12 +295,12 @@ class Deliverer:
         if row.kind == "consent":
             return consent_message(program)
         if row.kind in ("checklist", "reminder"):
-            week = IsoWeek.parse(row.payload["week"])
-            cohort = program.cohort(row.payload["cohort"])
+            cohort = row.payload["cohort"]
             status = None
             if row.kind == "reminder":
-                status = f"A reminder: {len(answered)} of {len(cohort.checklist)} answered so far this week. About a minute for the rest."
-            return self.renders.checklist(program, cohort, week, answered, status=status)
+                questions = len(program.cohort(cohort).checklist)
+                status = f"A reminder: {len(answered)} of {questions} answered so far this week. About a minute for the rest."
+            return self.renders.checklist(program, cohort, row.payload["week"], answered, status=status)
         if row.kind == "nudge":
             behavior_key, index = parse_nudge_id(row.payload["nudge_id"])
             choice = NudgeChoice(program.behavior(behavior_key), index, row.payload["mode"], tuple(row.payload["recent"]))

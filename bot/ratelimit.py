@@ -1,15 +1,14 @@
 """Pacing sends to what each platform allows, per conversation and per workspace/tenant.
 
 Written by hand because the limits are keyed by target (thousands of DM channels, a few
-tenants) and must be awaited inside the delivery loop; GCRA is a few lines, and no
+tenants) and must be reserved inside the delivery loop; GCRA is a few lines, and no
 library in the stack paces before sending (slack_sdk retries *after* a 429).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -50,18 +49,21 @@ class Limits:
 
 
 class RateLimiter:
-    """Awaitable pacing for (platform, tenant, conversation) keys, with Retry-After pauses."""
+    """Pacing for (platform, tenant, conversation) keys, with Retry-After pauses. Each send
+    reserves its slot before it waits, so concurrent senders never take the same one."""
 
-    def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits or Limits()
-        self._clock, self._sleep = clock, sleep
+        self._clock = clock
         self._schedules: dict[tuple[str, str], Schedule] = {}  # per (platform, tenant)
         # Per (platform, conversation): only the next free instant, since a conversation is
         # paced without bursts. A fan-out paces thousands of DMs, each once or twice.
         self._conversations: dict[tuple[str, str], float] = {}
 
-    async def acquire(self, platform: str, tenant: str, conversation: str) -> None:
-        """Wait until one more send to ``conversation`` (in ``tenant``) is allowed."""
+    def reserve(self, platform: str, tenant: str, conversation: str) -> float:
+        """Reserve the next slot for one send to ``conversation`` (in ``tenant``); returns the
+        seconds to wait for it, 0 for at once. (Not a coroutine: a fan-out asks once per
+        message, and nearly always may send at once.)"""
         now = self._clock()
         start = now
         if (rate := self.limits.per_tenant.get(platform)) is not None:
@@ -74,7 +76,6 @@ class RateLimiter:
             pace = self._schedules.get((platform, tenant))  # no configured limit, but a 429 asked for a pause
         if pace is not None:
             start = pace.earliest(now)
-        # No await between reading and reserving: the reservation is atomic on the loop.
         if (rate := self.limits.per_conversation.get(platform)) is not None:
             key = (platform, conversation)
             start = max(start, self._conversations.get(key, start))
@@ -83,8 +84,7 @@ class RateLimiter:
             self._conversations[key] = start + 1.0 / rate
         if pace is not None:
             pace.reserve(start)
-        if start > now:
-            await self._sleep(start - now)
+        return start - now
 
     def slowest_rate(self, platforms: list[str]) -> float | None:
         """The slowest pace (sends per second) any workspace/tenant of ``platforms`` is held to,

@@ -152,14 +152,17 @@ class ChecklistRenders:
         self._messages: dict[tuple[object, ...], Message] = {}
 
     def checklist(
-        self, program: Program, cohort: Cohort, week: IsoWeek, answered: Mapping[str, str], streak: int | None = None, status: str | None = None
+        self, program: Program, cohort: str, week: str, answered: Mapping[str, str], streak: int | None = None, status: str | None = None
     ) -> Message:
+        """The checklist of ``cohort`` (its key) for ``week`` ('2026-W02'): keyed by plain
+        strings, which is what outbox rows carry, so a cache hit parses nothing."""
         if program is not self._program:
             self._program, self._messages = program, {}
-        key = (cohort.key, week, tuple(sorted(answered.items())), streak, status)
+        key = (cohort, week, tuple(sorted(answered.items())) if answered else (), streak, status)
         message = self._messages.get(key)
         if message is None:
             if len(self._messages) >= self._limit:
                 self._messages.clear()
-            message = self._messages[key] = checklist_message(build_checklist(program, cohort, week), answered, streak, status=status)
+            checklist = build_checklist(program, program.cohort(cohort), IsoWeek.parse(week))
+            message = self._messages[key] = checklist_message(checklist, answered, streak, status=status)
         return message
