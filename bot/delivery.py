@@ -111,6 +111,7 @@ class Deliverer:
         flushing: asyncio.Task[list[Work]] | None = None
         exhausted = False  # the last claim found nothing due
         stopping = False
+        finished = finished_at_claim = 0  # sends finished: in all, and when the last claim began
         low_water = 0  # claim ahead once fewer rows than this wait
 
         async def commit(size: int) -> list[Work]:
@@ -122,7 +123,8 @@ class Deliverer:
             return claim
 
         async def claim_more() -> None:
-            nonlocal claiming, exhausted, low_water
+            nonlocal claiming, exhausted, low_water, finished_at_claim
+            finished_at_claim = finished
             claimed = await commit(batch)
             exhausted, low_water = not claimed, int(len(claimed) * (1 - CLAIM_AHEAD_AT))
             queue.extend(claimed)
@@ -136,7 +138,7 @@ class Deliverer:
         async def sender() -> None:
             # A loop per sender rather than a task per row: the next send starts in the same
             # step that finished the last one, with no task, semaphore or callback in between.
-            nonlocal flushing
+            nonlocal flushing, finished
             while not stopping:
                 if queue:
                     row, person, answered = queue.popleft()
@@ -150,6 +152,7 @@ class Deliverer:
                     outcome = await self._attempt(program, row, person, answered, clock)  # turns every error into an outcome
                     unrecorded.append(outcome)
                     _count(report, outcome)
+                    finished += 1
                 elif exhausted:
                     return
                 else:
@@ -168,12 +171,10 @@ class Deliverer:
                     done, senders = await asyncio.wait(senders, return_when=asyncio.FIRST_EXCEPTION)
                     for task in done:
                         task.result()  # the database failed: raise
-                # Every sender found nothing left; what they recorded may free more work.
-                exhausted = False
-                await start_claim()
-                if exhausted:
+                if finished == finished_at_claim:  # the claim that found nothing came after every send
                     await self._measure_lag(clock())
                     return report
+                exhausted = False  # what the sends since recorded may free more work: claim again
         finally:
             # Stopped (the worker shuts down) or the database failed: sends already on their
             # way are finished, and every outcome not yet committed is recorded if it can be.

@@ -196,3 +196,19 @@ async def test_a_program_loaded_mid_week_is_what_later_checklists_show(db: Datab
     questions = [json.dumps(c.params["blocks"]) for c in fake.called("chat.postMessage")]
     assert len(questions) == 2
     assert "Did you run a decision huddle" in questions[0] and "Did you hold a decision huddle" in questions[1]
+
+
+async def test_with_nothing_due_a_round_claims_once(db: Database, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker asks again and again while idle: each round costs one claim, no more."""
+    program = await _program_with(db, 2)
+    deliverer, clock = _deliverer(db, fake), Clock()
+    assert (await deliverer.deliver_due(program, clock)).sent == 2
+    real_claim, claims = outbox.claim_due, []
+
+    async def counting_claim(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the seam has no protocol
+        claims.append(1)
+        return await real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "claim_due", counting_claim)
+    assert (await deliverer.deliver_due(program, clock)).sent == 0
+    assert len(claims) == 1
