@@ -68,6 +68,11 @@ class DeliveryReport:
     failed: int = 0
     verified: int = 0  # ambiguous rows the platform confirmed as already sent
 
+    @property
+    def finished(self) -> int:
+        """Attempts with an outcome, whatever it was."""
+        return self.sent + self.retrying + self.failed + self.verified
+
     def add(self, other: DeliveryReport) -> None:
         self.sent += other.sent
         self.retrying += other.retrying
@@ -111,7 +116,7 @@ class Deliverer:
         flushing: asyncio.Task[list[Work]] | None = None
         exhausted = False  # the last claim found nothing due
         stopping = False
-        finished = finished_at_claim = 0  # sends finished: in all, and when the last claim began
+        finished_at_claim = 0  # sends finished when the last claim began
         low_water = 0  # claim ahead once fewer rows than this wait
 
         async def commit(size: int) -> list[Work]:
@@ -124,7 +129,7 @@ class Deliverer:
 
         async def claim_more() -> None:
             nonlocal claiming, exhausted, low_water, finished_at_claim
-            finished_at_claim = finished
+            finished_at_claim = report.finished
             claimed = await commit(batch)
             exhausted, low_water = not claimed, int(len(claimed) * (1 - CLAIM_AHEAD_AT))
             queue.extend(claimed)
@@ -138,7 +143,7 @@ class Deliverer:
         async def sender() -> None:
             # A loop per sender rather than a task per row: the next send starts in the same
             # step that finished the last one, with no task, semaphore or callback in between.
-            nonlocal flushing, finished
+            nonlocal flushing
             while not stopping:
                 if queue:
                     row, person, answered = queue.popleft()
@@ -152,7 +157,6 @@ class Deliverer:
                     outcome = await self._attempt(program, row, person, answered, clock)  # turns every error into an outcome
                     unrecorded.append(outcome)
                     _count(report, outcome)
-                    finished += 1
                 elif exhausted:
                     return
                 else:
@@ -171,7 +175,7 @@ class Deliverer:
                     done, senders = await asyncio.wait(senders, return_when=asyncio.FIRST_EXCEPTION)
                     for task in done:
                         task.result()  # the database failed: raise
-                if finished == finished_at_claim:  # the claim that found nothing came after every send
+                if report.finished == finished_at_claim:  # the claim that found nothing came after every send
                     await self._measure_lag(clock())
                     return report
                 exhausted = False  # what the sends since recorded may free more work: claim again
