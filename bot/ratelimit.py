@@ -94,7 +94,7 @@ class RateLimiter:
 
     def pause(self, platform: str, tenant: str, seconds: float) -> None:
         """A 429 said Retry-After: hold every later send to that workspace/tenant until then."""
-        schedule = self._schedules.get((platform, tenant)) or self._tenant(platform, tenant, 1e9, 1.0)
+        schedule = self._tenant(platform, tenant, 1e9, 1.0)  # the tenant's own pace if it has one
         schedule.tat = max(schedule.tat, self._clock() + seconds + schedule.tolerance)
 
     def _tenant(self, platform: str, tenant: str, rate: float, burst: float) -> Schedule:
