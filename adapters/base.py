@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from nudges.messages import Message
 from nudges.rehearsal import Feedback, Rehearsal, Usage
@@ -92,7 +92,7 @@ class RehearsalPort(Protocol):
     source: str
 
     async def reply(self, rehearsal: Rehearsal) -> tuple[str, Usage]:
-        """The stakeholder's next line. Raises adapters.llm.LlmError, whose learner_message can be shown."""
+        """The stakeholder's next line. Raises LlmError, whose learner_message can be shown."""
         ...
 
     async def feedback(self, rehearsal: Rehearsal) -> tuple[Feedback | None, Usage, Any]:
@@ -111,6 +111,31 @@ class DeliveryError(Exception):
         # The request may have reached the platform (a timeout after sending): check with
         # ChatPort.find_sent before sending again.
         self.ambiguous = ambiguous
+
+
+LlmErrorKind = Literal["timeout", "unreachable", "unavailable", "rate_limited", "misconfigured", "rejected", "empty", "unparsed"]
+
+_SAVED = "Your rehearsal is saved"
+LEARNER_MESSAGES: dict[LlmErrorKind, str] = {
+    "timeout": f"The AI coach did not answer in time. {_SAVED}: try again in a minute.",
+    "unreachable": f"The AI coach cannot be reached right now. {_SAVED}: try again later.",
+    "unavailable": f"The AI coach is having trouble right now. {_SAVED}: try again in a few minutes.",
+    "rate_limited": f"The AI coach is busy right now. {_SAVED}: try again in a few minutes.",
+    "misconfigured": f"The AI coach is not set up correctly; your program owner has to fix it. {_SAVED}.",
+    "rejected": f"The AI coach could not handle this request. {_SAVED}: try rephrasing your last message.",
+    "empty": "The AI coach gave an empty answer. Try again.",
+    "unparsed": "The AI coach's feedback could not be read, so no scores are shown.",
+}
+
+
+class LlmError(Exception):
+    """An LLM call (RehearsalPort) that produced nothing usable. ``detail`` is for logs, never for the learner."""
+
+    def __init__(self, kind: LlmErrorKind, detail: str, learner_message: str | None = None) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.learner_message = learner_message or LEARNER_MESSAGES[kind]
 
 
 class ChatPort(Protocol):

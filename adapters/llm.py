@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 import openai
 from openai import AsyncOpenAI
 
+from adapters.base import LlmError
 from nudges.rehearsal import (
     NO_PITCH,
     ChatMessage,
@@ -38,36 +39,14 @@ MAX_SCAN_CHARS = 50_000  # tolerant JSON search is quadratic at worst; answers a
 # What the stakeholder says instead of a reply that repeats its instructions.
 STAY_ON_TOPIC = "Let's stay on topic. What exactly are you asking me for?"
 
-LlmErrorKind = Literal["timeout", "unreachable", "unavailable", "rate_limited", "misconfigured", "rejected", "empty", "unparsed"]
 JsonFormat = Literal["json_schema", "json_object", "text"]
 
-_SAVED = "Your rehearsal is saved"
-LEARNER_MESSAGES: dict[LlmErrorKind, str] = {
-    "timeout": f"The AI coach did not answer in time. {_SAVED}: try again in a minute.",
-    "unreachable": f"The AI coach cannot be reached right now. {_SAVED}: try again later.",
-    "unavailable": f"The AI coach is having trouble right now. {_SAVED}: try again in a few minutes.",
-    "rate_limited": f"The AI coach is busy right now. {_SAVED}: try again in a few minutes.",
-    "misconfigured": f"The AI coach is not set up correctly; your program owner has to fix it. {_SAVED}.",
-    "rejected": f"The AI coach could not handle this request. {_SAVED}: try rephrasing your last message.",
-    "empty": "The AI coach gave an empty answer. Try again.",
-    "unparsed": "The AI coach's feedback could not be read, so no scores are shown.",
-}
 
 # Words in a 400 that mean "this server does not do that response_format" (vLLM, llama.cpp,
 # LM Studio, older Azure deployments) rather than a problem with the conversation itself.
 _FORMAT_REFUSAL = re.compile(r"response_format|response format|json_schema|json_object|json schema|structured output|grammar|schema", re.IGNORECASE)
 _THINKING = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.IGNORECASE | re.DOTALL)
-
-
-class LlmError(Exception):
-    """An LLM call that produced nothing usable. ``detail`` is for logs, never for the learner."""
-
-    def __init__(self, kind: LlmErrorKind, detail: str, learner_message: str | None = None) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-        self.learner_message = learner_message or LEARNER_MESSAGES[kind]
 
 
 class OpenAiLlm:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from adapters.llm import LlmError
+from adapters.base import LlmError
 from nudges.rehearsal import NO_PITCH, CriterionFeedback, Feedback, Rehearsal, Usage
 from nudges.review import Source
 from nudges.scenarios import CRITERION_NAMES, Criterion, Scenario

@@ -14,10 +14,6 @@ import math
 import textwrap
 from collections.abc import Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
-
 from nudges.digest import Digest, Estimate
 from nudges.weeks import IsoWeek
 
@@ -36,6 +32,12 @@ def render_chart(digest: Digest) -> bytes | None:
     primary = digest.primary
     if primary is None or not digest.series:
         return None
+    # Imported here: matplotlib takes longer to import than most commands take to run, and
+    # only a digest with a chart needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     rate = primary.kind == "yes_partly_no"
     x = [p.week_number for p in digest.series]
     figure = Figure(figsize=(8, 4.2), dpi=100)

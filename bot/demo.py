@@ -23,6 +23,7 @@ from bot.app import App, build
 from bot.chart import chart_png
 from bot.digests import cohort_digest
 from bot.jobs import tick
+from bot.ratelimit import Limits, RateLimiter
 from bot.settings import Settings
 from bot.simulation import COMPARISON, PILOT, Managers
 from nudges.digest import render_text
@@ -85,6 +86,9 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
         with (out_dir / "transcript.txt").open("w") as transcript:
             chat = ConsoleChat(out=transcript)
             app.chats.update(slack=chat, teams=chat)
+            # A terminal has no rate limit: pacing the console as if it were Slack would only
+            # make the demo wait in real seconds between messages of one simulated instant.
+            app.deliverer.limiter = RateLimiter(Limits(per_conversation={}, per_tenant={}))
             cohort_of = {m.email: c.key for c in program.cohorts for m in c.members}
             crowd = Managers(chat, app.inbound, cohort_of, random.Random(seed), list(pilot.checklist))
             for i in range(weeks):

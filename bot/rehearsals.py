@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from adapters.base import ChatPort, DeliveryError, RehearsalPort, Recipient, Reply, TextCommand
+from adapters.base import ChatPort, DeliveryError, LlmError, RehearsalPort, Recipient, Reply, TextCommand
 from bot.programs import ProgramSource
 from nudges.messages import Choice, Context, Header, Message, Section
 from nudges.rehearsal import Feedback, Rehearsal, RehearsalError, Turn, Usage, render_feedback, render_intro, render_no_feedback, render_stakeholder_reply, review_flags
@@ -50,8 +50,6 @@ async def take_turn(coach: RehearsalPort, rehearsal: Rehearsal, text: str) -> tu
     if rehearsal.done:
         finished = await finish(coach, rehearsal)
         return rehearsal, finished.message, finished.usage, finished
-    from adapters.llm import LlmError  # only for the exception type; the port may be offline
-
     try:
         reply, usage = await coach.reply(rehearsal)
     except LlmError as exc:
