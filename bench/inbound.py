@@ -111,6 +111,13 @@ async def prepare(url: str, members: int, fake_url: str) -> list[str]:
     await deliver_outbox(db, program, {"slack": chat}, now)
     async with db.session() as session:
         refs = (await session.scalars(select(Delivery.message_ref).where(Delivery.kind == "checklist"))).all()
+    if db.engine.dialect.name == "postgresql":
+        # A live database has statistics: autovacuum analyzes tables after bulk changes. This
+        # one is seconds old, and without them PostgreSQL plans the member lookup for empty
+        # tables (scanning every stored answer for each member clicking), until autovacuum
+        # happens to run in the middle of some round. SQLite keeps no statistics unless asked.
+        async with db.engine.connect() as conn:
+            await conn.exec_driver_sql("ANALYZE")
     await db.close()
     bodies = []
     answers = ("yes", "partly", "no")

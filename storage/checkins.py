@@ -122,42 +122,42 @@ async def save_answers(session: AsyncSession, rows: Iterable[AnswerRow]) -> None
         for r in latest.values()
     ]
     rows = {"rows": json.dumps(answers)}
-    await session.execute(_SAVE_ANSWERS[dialect], rows)
-    await session.execute(_SAVE_SIGNALS[dialect], rows)
+    for statement in _SAVE_ANSWERS[dialect]:
+        await session.execute(statement, rows)
 
 
-# A burst of clicks writes hundreds of answers a second: each table gets one statement that
-# reads the batch's rows from a single JSON parameter, which the database unpacks, instead
-# of an executemany whose per-row parameter handling in Python (and on PostgreSQL a network
-# write per row) cost more than the rest of recording a click. SQL text, as outbox's
-# _MARK_SENT is: SQLAlchemy has no portable "INSERT ... SELECT FROM json rows". Only the
-# source of the rows (a derived table v, same columns on both) differs by dialect; the
-# conflict clauses are the upserts' "latest click wins" (see save_answers).
-_ROWS = {
-    "postgresql": "jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(person_id bigint, cohort_id bigint, week text, behavior_key text, "
-    "value text, signal float8, at timestamptz, event_id text)",
-    "sqlite": "(SELECT " + ", ".join(
-        f"json_extract(j.value, '$.{column}') AS {column}" for column in ("person_id", "cohort_id", "week", "behavior_key", "value", "signal", "at", "event_id")
-    ) + " FROM json_each(:rows) AS j) AS v",
-}
-# "WHERE true": SQLite's upsert needs a WHERE after INSERT ... SELECT.
+# A burst of clicks writes hundreds of answers a second: the batch's rows go in a single JSON
+# parameter, which the database unpacks, instead of an executemany whose per-row parameter
+# handling in Python (and on PostgreSQL a network write per row) cost more than the rest of
+# recording a click. SQL text, as outbox's _MARK_SENT is: SQLAlchemy has no portable
+# "INSERT ... SELECT FROM json rows". The conflict clauses are the upserts' "latest click
+# wins" (see save_answers); "WHERE true": SQLite's upsert needs a WHERE after INSERT ... SELECT.
+_UPSERT_ANSWERS = (
+    "INSERT INTO checkin_answers (person_id, cohort_id, week, behavior_key, value, answered_at, event_id) "
+    "SELECT person_id, cohort_id, week, behavior_key, value, at, event_id FROM {rows} WHERE true "
+    "ON CONFLICT (person_id, cohort_id, week, behavior_key) DO UPDATE SET value = excluded.value, "
+    "answered_at = excluded.answered_at, event_id = excluded.event_id WHERE checkin_answers.answered_at <= excluded.answered_at"
+)
+_UPSERT_SIGNALS = (
+    "INSERT INTO behavior_signals (person_id, cohort_id, behavior_key, week, value, source, recorded_at) "
+    "SELECT person_id, cohort_id, behavior_key, week, signal, 'checkin', at FROM {rows} WHERE true "
+    "ON CONFLICT (person_id, cohort_id, behavior_key, week, source) DO UPDATE SET value = excluded.value, "
+    "recorded_at = excluded.recorded_at WHERE behavior_signals.recorded_at <= excluded.recorded_at"
+)
+_COLUMNS = ("person_id", "cohort_id", "week", "behavior_key", "value", "signal", "at", "event_id")
+# PostgreSQL: one statement, both upserts reading the rows unpacked once (a data-modifying
+# WITH), so a batch of clicks is one round trip and one statement to execute rather than two.
+# SQLite has no INSERT inside WITH: two statements, each unpacking the same parameter.
 _SAVE_ANSWERS = {
-    dialect: text(
-        "INSERT INTO checkin_answers (person_id, cohort_id, week, behavior_key, value, answered_at, event_id) "
-        f"SELECT person_id, cohort_id, week, behavior_key, value, at, event_id FROM {rows} WHERE true "
-        "ON CONFLICT (person_id, cohort_id, week, behavior_key) DO UPDATE SET value = excluded.value, "
-        "answered_at = excluded.answered_at, event_id = excluded.event_id WHERE checkin_answers.answered_at <= excluded.answered_at"
-    )
-    for dialect, rows in _ROWS.items()
-}
-_SAVE_SIGNALS = {
-    dialect: text(
-        "INSERT INTO behavior_signals (person_id, cohort_id, behavior_key, week, value, source, recorded_at) "
-        f"SELECT person_id, cohort_id, behavior_key, week, signal, 'checkin', at FROM {rows} WHERE true "
-        "ON CONFLICT (person_id, cohort_id, behavior_key, week, source) DO UPDATE SET value = excluded.value, "
-        "recorded_at = excluded.recorded_at WHERE behavior_signals.recorded_at <= excluded.recorded_at"
-    )
-    for dialect, rows in _ROWS.items()
+    "postgresql": [text(
+        "WITH v AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(person_id bigint, cohort_id bigint, week text, "
+        "behavior_key text, value text, signal float8, at timestamptz, event_id text)), "
+        f"answers AS ({_UPSERT_ANSWERS.format(rows='v')}) " + _UPSERT_SIGNALS.format(rows="v")
+    )],
+    "sqlite": [
+        text(upsert.format(rows="(SELECT " + ", ".join(f"json_extract(j.value, '$.{c}') AS {c}" for c in _COLUMNS) + " FROM json_each(:rows) AS j) AS v"))
+        for upsert in (_UPSERT_ANSWERS, _UPSERT_SIGNALS)
+    ],
 }
 
 

@@ -50,11 +50,12 @@ def parse_request(raw: bytes, query: str, headers: Mapping[str, str]) -> AsyncBo
 
 def _may_hold_nul(raw: bytes) -> bool:
     """Whether a NUL could be in the parsed body: as itself, form-encoded (%00), as a JSON
-    escape (\\u0000, its backslash encoded or not), or spelled with needlessly encoded
-    letters (%75 for u, %30 for 0; form encoders leave them be; digits have no case). Walking
-    every parsed field costs more than the rest of the shape check, and almost no body has
-    any of these."""
-    return any(sign in raw for sign in (b"\x00", b"%00", b"u0000", b"%30", b"%75"))
+    escape (\\u0000, its backslash encoded in either case or not), or spelled with needlessly
+    encoded letters (%75 for u, %30 for 0; form encoders leave them be; digits have no case).
+    Walking every parsed field costs more than the rest of the shape check, and almost no body
+    has any of these. (The escape's backslash is part of the sign: "u0000" alone is in user
+    names like u00001.)"""
+    return any(sign in raw for sign in (b"\x00", b"%00", b"\\u0000", b"%5Cu0000", b"%5cu0000", b"%30", b"%75"))
 
 
 def shape_problem(body: Any, may_hold_nul: bool = True) -> str | None:
