@@ -113,8 +113,8 @@ async def record_answer(db: Database, program: Program, click: Click) -> AnswerO
 
 
 async def record_answers(db: Database, program: Program, clicks: Sequence[Click], renders: ChecklistRenders | None = None) -> list[AnswerOutcome]:
-    """Record many answer clicks in one transaction (three statements however many clicks:
-    one read, the answers, their signals).
+    """Record many answer clicks at once: one read, then one write of the answers and their
+    signals (two statements on SQLite, in one transaction), however many clicks.
 
     The web process gathers the clicks that arrive together and records them here at once:
     one commit for many clicks is what keeps acknowledgements fast under load, on SQLite
@@ -130,7 +130,10 @@ async def record_answers(db: Database, program: Program, clicks: Sequence[Click]
         else:
             parsed[i] = refused
     if parsed:
-        async with db.session() as session:
+        # On PostgreSQL a batch writes in one statement (storage.checkins.save_answers) and
+        # needs no transaction around it: autocommit saves a BEGIN and a COMMIT round trip
+        # per batch. SQLite writes in two statements, so they share a transaction.
+        async with (db.autocommit() if db.dialect == "postgresql" else db.session()) as session:
             await _record_valid(session, program, clicks, parsed, outcomes, renders or ChecklistRenders())
     return [o for o in outcomes if o is not None]
 

@@ -90,6 +90,17 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own (no BEGIN, no COMMIT), for
+        work that needs no transaction because each of its writes is one statement. Objects
+        added to it are written when the block ends, or before the next statement."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                yield session
+                await session.commit()
+
     async def close(self) -> None:
         await self.engine.dispose()
 
