@@ -130,10 +130,7 @@ async def record_answers(db: Database, program: Program, clicks: Sequence[Click]
         else:
             parsed[i] = refused
     if parsed:
-        # On PostgreSQL a batch writes in one statement (storage.checkins.save_answers) and
-        # needs no transaction around it: autocommit saves a BEGIN and a COMMIT round trip
-        # per batch. SQLite writes in two statements, so they share a transaction.
-        async with (db.autocommit() if db.dialect == "postgresql" else db.session()) as session:
+        async with checkins.recording(db) as session:
             await _record_valid(session, program, clicks, parsed, outcomes, renders or ChecklistRenders())
     return [o for o in outcomes if o is not None]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
-from storage.db import among, built_once, insert, json_time
+from storage.db import Database, among, built_once, insert, json_time
 from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, Cohort, Consent, InboundEvent, Membership, MemberWeek, Person
 
 
@@ -99,6 +100,13 @@ async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable
 
 async def claim_event(session: AsyncSession, platform: str, event_id: str, now: datetime) -> bool:
     return bool(await claim_events(session, platform, [event_id], now))
+
+
+def recording(db: Database) -> AbstractAsyncContextManager[AsyncSession]:
+    """The session to read answerers and ``save_answers`` in. Where the save is one statement
+    (PostgreSQL) it needs no transaction: autocommit saves a BEGIN and a COMMIT round trip
+    per batch. Where it is two (SQLite), they share a transaction."""
+    return db.autocommit() if len(_SAVE_ANSWERS[db.dialect]) == 1 else db.session()
 
 
 async def save_answers(session: AsyncSession, rows: Iterable[AnswerRow]) -> None:
