@@ -44,7 +44,9 @@ JsonFormat = Literal["json_schema", "json_object", "text"]
 
 # Words in a 400 that mean "this server does not do that response_format" (vLLM, llama.cpp,
 # LM Studio, older Azure deployments) rather than a problem with the conversation itself.
-_FORMAT_REFUSAL = re.compile(r"response_format|response format|json_schema|json_object|json schema|structured output|grammar|schema", re.IGNORECASE)
+_FORMAT_REFUSAL = re.compile(
+    r"response_format|response format|json_schema|json_object|json schema|structured output|grammar|schema", re.IGNORECASE
+)
 _THINKING = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.IGNORECASE | re.DOTALL)
 
@@ -123,7 +125,9 @@ class OpenAiLlm:
             raise _failed(exc, self.model) from None
         return _content(completion), _usage(completion)
 
-    async def complete_json(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> tuple[dict[str, Any] | None, Usage, LlmError | None]:
+    async def complete_json(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, Usage, LlmError | None]:
         """A JSON object from the model, trying json_schema, then json_object, then plain text."""
         for fmt in list(self._formats):
             try:

@@ -58,7 +58,15 @@ CANDIDATE_INDEXES = (
 def bench_program(weeks: int) -> Program:
     """The example program's behaviors, with a pilot and its comparison wave of ``weeks`` weeks."""
     data = load_program(str(ROOT / "examples" / "program.yaml")).model_dump(mode="json")
-    pilot = {**data["cohorts"][0], "key": "pilot", "name": "Pilot", "starts": START.isoformat(), "weeks": weeks, "comparison": "wave", "members": []}
+    pilot = {
+        **data["cohorts"][0],
+        "key": "pilot",
+        "name": "Pilot",
+        "starts": START.isoformat(),
+        "weeks": weeks,
+        "comparison": "wave",
+        "members": [],
+    }
     pilot["plan"] = {**pilot["plan"], "first_analysis": (START + timedelta(weeks=10)).isoformat()}
     wave = {**data["cohorts"][1], "key": "wave", "name": "Wave", "starts": START.isoformat(), "weeks": weeks, "members": []}
     for cohort in (pilot, wave):
@@ -119,7 +127,9 @@ def load_sqlite(path: Path, members: int, weeks: int) -> None:
 
 def load_postgres(url: str, members: int, weeks: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        for statement in _load_sql(members, weeks, f"p(n) AS (SELECT generate_series(1, {members}))", "'2024-12-20 09:00:00+00'::timestamptz"):
+        for statement in _load_sql(
+            members, weeks, f"p(n) AS (SELECT generate_series(1, {members}))", "'2024-12-20 09:00:00+00'::timestamptz"
+        ):
             conn.execute(statement)
         conn.execute("SELECT setval(pg_get_serial_sequence('people', 'id'), (SELECT max(id) FROM people))")
         conn.execute("VACUUM ANALYZE")
@@ -212,7 +222,9 @@ async def main() -> None:
     print("| database | members | signals | indexes | digest (median) | best | chart |")
     print("|---|---|---|---|---|---|---|")
     for database, members, signals, indexes, median, best, chart in rows:
-        print(f"| {database} | {members:,} | {signals:,} | {indexes} | {median * 1000:.0f} ms | {best * 1000:.0f} ms | {chart * 1000:.0f} ms |")
+        print(
+            f"| {database} | {members:,} | {signals:,} | {indexes} | {median * 1000:.0f} ms | {best * 1000:.0f} ms | {chart * 1000:.0f} ms |"
+        )
 
 
 if __name__ == "__main__":

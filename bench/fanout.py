@@ -159,11 +159,15 @@ async def main(members: int, concurrency: int, limit: int, database: str, rounds
         bare_cpus.append(bare_cpu / members * 1000)
         cpus.append(cpu / sent * 1000)
         print(f"  round: bare {bare_rates[-1]:.0f} msg/s, engine {rates[-1]:.0f} msg/s, ratio {rates[-1] / bare_rates[-1]:.2f}", flush=True)
-    print(f"  bare chat_postMessage   {statistics.median(bare_rates):8.0f} msg/s   {statistics.median(bare_cpus):6.2f} CPU s per 1,000   (medians)")
+    print(
+        f"  bare chat_postMessage   {statistics.median(bare_rates):8.0f} msg/s   {statistics.median(bare_cpus):6.2f} CPU s per 1,000   (medians)"
+    )
     print(f"  delivery engine         {statistics.median(rates):8.0f} msg/s   {statistics.median(cpus):6.2f} CPU s per 1,000")
     # Each round's two runs are minutes apart at most: the ratio within a round is the figure.
     ratios = sorted(r / b for r, b in zip(rates, bare_rates, strict=True))
-    print(f"  ratio engine / bare: {statistics.median(ratios):.2f} (median of the rounds' ratios; they ranged {ratios[0]:.2f}-{ratios[-1]:.2f})")
+    print(
+        f"  ratio engine / bare: {statistics.median(ratios):.2f} (median of the rounds' ratios; they ranged {ratios[0]:.2f}-{ratios[-1]:.2f})"
+    )
 
     floor = members / limit
     for name, limits in (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import statistics
@@ -105,8 +104,17 @@ async def prepare(url: str, members: int, fake_url: str) -> list[str]:
         for i, person in enumerate((await session.scalars(select(Person).order_by(Person.id))).all()):
             await people.set_consent(session, person.id, "accepted", now)
             person.platform_user_id = f"{TEAM}:U{i:05d}"
-            await outbox.enqueue(session, key=checklist_key(person.id, cohort.key, week), kind="checklist", period=str(week), due_at=now,
-                                 person_id=person.id, cohort_id=cohort_id, platform="slack", payload={"cohort": cohort.key, "week": str(week)})
+            await outbox.enqueue(
+                session,
+                key=checklist_key(person.id, cohort.key, week),
+                kind="checklist",
+                period=str(week),
+                due_at=now,
+                person_id=person.id,
+                cohort_id=cohort_id,
+                platform="slack",
+                payload={"cohort": cohort.key, "week": str(week)},
+            )
     chat = SlackChat(make_client(fake_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
     await deliver_outbox(db, program, {"slack": chat}, now)
     async with db.session() as session:
@@ -126,7 +134,16 @@ async def prepare(url: str, members: int, fake_url: str) -> list[str]:
         user = channel.removeprefix("D")
         for q, behavior in enumerate(cohort.checklist):
             value = f"answer|{cohort.key}|{week}|{behavior}|{answers[(n + q) % 3]}"
-            payload = block_action(TEAM, user, channel, ts, value, action_ts=f"{now.timestamp() + n + q / 10:.6f}", block_id=f"q:{behavior}", action_id="reinforce:0")
+            payload = block_action(
+                TEAM,
+                user,
+                channel,
+                ts,
+                value,
+                action_ts=f"{now.timestamp() + n + q / 10:.6f}",
+                block_id=f"q:{behavior}",
+                action_id="reinforce:0",
+            )
             bodies.append(interaction_body(payload))
     return bodies
 
@@ -154,7 +171,12 @@ async def load(port: int, bodies: list[str], concurrency: int) -> tuple[float, l
     async with aiohttp.ClientSession(connector=connector) as http:
         # Warm up connections and code paths on a few requests that are not counted.
         warm = [queue.pop() for _ in range(min(concurrency, len(queue) // 10))]
-        await asyncio.gather(*(http.post(url, data=b.encode(), headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, b)}) for b in warm))
+        await asyncio.gather(
+            *(
+                http.post(url, data=b.encode(), headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, b)})
+                for b in warm
+            )
+        )
         start = time.perf_counter()
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
@@ -190,10 +212,24 @@ async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None
         fake_url = f"http://127.0.0.1:{fake_port}/api/"
         bodies = await prepare(url, members, fake_url)
         app_env = {**env, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_url}
-        procs.append(subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(app_port)], cwd=ROOT, env=app_env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port), SECRET, fake_url], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(app_port)],
+                cwd=ROOT,
+                env=app_env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", BARE_APP, str(bare_port), SECRET, fake_url],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         await wait_listening(app_port)
         await wait_listening(bare_port)
         # This machine's speed drifts from minute to minute: the two apps alternate, each
@@ -204,7 +240,7 @@ async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None
         per_round = len(bodies) // rounds
         cpu: dict[str, list[float]] = {name: [] for name in names}
         for r in range(rounds):
-            chunk = bodies[r * per_round:(r + 1) * per_round]
+            chunk = bodies[r * per_round : (r + 1) * per_round]
             line = []
             for name, port, proc in zip(names, (bare_port, app_port), (procs[2], procs[1]), strict=True):
                 before = cpu_seconds(proc.pid)
@@ -217,10 +253,14 @@ async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None
                 line.append(f"{name.split()[0]} {rates[name][-1]:.0f}")
             print(f"  round {r + 1}: {', '.join(line)} clicks/s, ratio {rates[names[1]][-1] / rates[names[0]][-1]:.2f}", flush=True)
         for name in names:
-            print(f"  {name:28s} {statistics.median(rates[name]):8.0f} clicks/s   p50 {percentile(latencies[name], 50) * 1000:6.1f} ms   "
-                  f"p99 {percentile(latencies[name], 99) * 1000:6.1f} ms   {statistics.median(cpu[name]):.2f} ms CPU per click   (medians of {rounds} rounds; latencies over all)")
+            print(
+                f"  {name:28s} {statistics.median(rates[name]):8.0f} clicks/s   p50 {percentile(latencies[name], 50) * 1000:6.1f} ms   "
+                f"p99 {percentile(latencies[name], 99) * 1000:6.1f} ms   {statistics.median(cpu[name]):.2f} ms CPU per click   (medians of {rounds} rounds; latencies over all)"
+            )
         ratios = sorted(ours / bare for bare, ours in zip(*rates.values(), strict=True))
-        print(f"  throughput ratio (reinforce / bare): {statistics.median(ratios):.2f} (median of the rounds' ratios; they ranged {ratios[0]:.2f}-{ratios[-1]:.2f})")
+        print(
+            f"  throughput ratio (reinforce / bare): {statistics.median(ratios):.2f} (median of the rounds' ratios; they ranged {ratios[0]:.2f}-{ratios[-1]:.2f})"
+        )
     finally:
         for proc in procs:
             proc.terminate()
@@ -238,7 +278,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5, help="alternating runs of both apps, each on fresh clicks; medians are reported")
     args = parser.parse_args()
-    for database in (["sqlite", "postgresql"] if args.database == "both" else [args.database]):
+    for database in ["sqlite", "postgresql"] if args.database == "both" else [args.database]:
         print(f"{database}: {args.clicks} signed checklist clicks at concurrency {args.concurrency}, in {args.rounds} rounds")
         asyncio.run(run(database, args.clicks, args.concurrency, args.rounds))
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from adapters.base import ChatPort, RehearsalPort
 from bot.delivery import Deliverer
@@ -139,7 +138,9 @@ def configuration_report(settings: Settings) -> list[str]:
     elif settings.slack_bot_token:
         lines.append("Slack: single-workspace app; events at /slack/events")
     else:
-        lines.append("Slack: not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth)")
+        lines.append(
+            "Slack: not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth)"
+        )
     if settings.slack_configured and settings.slack_app_token:
         lines.append("Slack: Socket Mode on (SLACK_APP_TOKEN): no public URL needed")
     if settings.teams_configured:
@@ -147,7 +148,9 @@ def configuration_report(settings: Settings) -> list[str]:
     elif settings.teams_enabled:
         lines.append("Teams: local development (REINFORCE_TEAMS_DEV): /api/messages accepts unauthenticated requests")
     else:
-        lines.append("Teams: not configured (set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD, or REINFORCE_TEAMS_DEV=1 for local development)")
+        lines.append(
+            "Teams: not configured (set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD, or REINFORCE_TEAMS_DEV=1 for local development)"
+        )
     if settings.llm_configured:
         lines.append(f"LLM: {settings.openai_base_url or 'OpenAI'} with model {settings.reinforce_llm_model}")
     else:

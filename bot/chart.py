@@ -67,9 +67,11 @@ def render_chart(digest: Digest) -> bytes | None:
     ax.legend(loc="upper left", frameon=False, fontsize=9)
     ax.set_title("\n".join(textwrap.wrap(primary.question, 80)), fontsize=11, loc="left")
     figure.text(
-        0.01, 0.01,
+        0.01,
+        0.01,
         f"Shaded: 95% intervals. Weeks with fewer than {digest.min_group_size} responses are not shown.",
-        fontsize=8, color="#555555",
+        fontsize=8,
+        color="#555555",
     )
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     buffer = io.BytesIO()

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click
 from bot.delivery import Deliverer, DeliveryReport
-from nudges.coaching import FeedbackError, NudgeChoice, NudgeFeedback, nudge_message, parse_nudge_id
 from nudges.checklist import AnswerError, ChecklistRenders, ChoiceRef, signal_value
+from nudges.coaching import FeedbackError, NudgeChoice, NudgeFeedback, nudge_message, parse_nudge_id
 from nudges.messages import Message
 from nudges.program import Program
 from nudges.weeks import IsoWeek
@@ -65,8 +65,14 @@ async def _enqueue_consent(session: AsyncSession, person: Person, cohort_id: int
     """The consent request, once per person; their consent is 'pending' until they answer."""
     await people.set_consent(session, person.id, "pending", now)
     return await outbox.enqueue(
-        session, key=f"consent:{person.id}", kind="consent", period="once", due_at=now,
-        person_id=person.id, cohort_id=cohort_id, platform=person.platform,
+        session,
+        key=f"consent:{person.id}",
+        kind="consent",
+        period="once",
+        due_at=now,
+        person_id=person.id,
+        cohort_id=cohort_id,
+        platform=person.platform,
     )
 
 
@@ -81,8 +87,15 @@ async def enqueue_checklist_for(db: Database, program: Program, person_id: int, 
             week = IsoWeek.of(now.astimezone(ZoneInfo(person.timezone)))
             if spec.is_running(week):
                 return await outbox.enqueue(
-                    session, key=checklist_key(person.id, spec.key, week), kind="checklist", period=str(week), due_at=now,
-                    person_id=person.id, cohort_id=cohort.id, platform=person.platform, payload={"cohort": spec.key, "week": str(week)},
+                    session,
+                    key=checklist_key(person.id, spec.key, week),
+                    kind="checklist",
+                    period=str(week),
+                    due_at=now,
+                    person_id=person.id,
+                    cohort_id=cohort.id,
+                    platform=person.platform,
+                    payload={"cohort": spec.key, "week": str(week)},
                 )
     return False
 
@@ -112,7 +125,9 @@ async def record_answer(db: Database, program: Program, click: Click) -> AnswerO
     return (await record_answers(db, program, [click]))[0]
 
 
-async def record_answers(db: Database, program: Program, clicks: Sequence[Click], renders: ChecklistRenders | None = None) -> list[AnswerOutcome]:
+async def record_answers(
+    db: Database, program: Program, clicks: Sequence[Click], renders: ChecklistRenders | None = None
+) -> list[AnswerOutcome]:
     """Record many answer clicks at once: one read, then one write of the answers and their
     signals (two statements on SQLite, in one transaction), however many clicks.
 
@@ -163,7 +178,9 @@ async def _record_valid(
     for i in parsed:
         by_platform.setdefault(clicks[i].platform, set()).add(clicks[i].user_id)
     members = {
-        (platform, uid): who for platform, ids in by_platform.items() for uid, who in (await checkins.answerers(session, platform, ids, upto)).items()
+        (platform, uid): who
+        for platform, ids in by_platform.items()
+        for uid, who in (await checkins.answerers(session, platform, ids, upto)).items()
     }
     accepted: dict[int, tuple[ChoiceRef, checkins.Answerer, int, float]] = {}
     for i, (ref, signal) in parsed.items():

@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     digest = commands.add_parser("digest", help="compute a cohort digest: text, JSON, or queue it for the sponsor channel")
     digest.add_argument("cohort", metavar="COHORT")
     digest.add_argument("--week", type=_iso_week, help="ISO week such as 2026-W10 (default: the current week, UTC)")
-    digest.add_argument("--json", action="store_true", help="print the figures as JSON (suppressed figures are null with \"suppressed\": true)")
+    digest.add_argument(
+        "--json", action="store_true", help='print the figures as JSON (suppressed figures are null with "suppressed": true)'
+    )
     digest.add_argument("--post", action="store_true", help="queue the digest for the cohort's sponsor channel (once per cohort-week)")
 
     export = commands.add_parser("export", help="anonymized signals as CSV (keyed pseudonyms; needs REINFORCE_PSEUDONYM_KEY)")
@@ -78,7 +80,7 @@ def _iso_week(text: str) -> IsoWeek:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _bounded(low: int, high: int):  # noqa: ANN202 - argparse type factory
+def _bounded(low: int, high: int):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -245,7 +247,9 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     from storage.db import Database
 
     if settings.reinforce_pseudonym_key is None:
-        raise CliError("REINFORCE_PSEUDONYM_KEY is not set: exports are refused without a key for the pseudonyms (set it to a long random secret and keep it safe)")
+        raise CliError(
+            "REINFORCE_PSEUDONYM_KEY is not set: exports are refused without a key for the pseudonyms (set it to a long random secret and keep it safe)"
+        )
     if not args.out.parent.is_dir():
         raise CliError(f"cannot write {args.out}: the folder {args.out.parent} does not exist")
     await _check_schema(settings)
@@ -365,7 +369,9 @@ async def _tick(args: argparse.Namespace, settings: Settings) -> int:
         # Never ahead of the real clock: a tick --at in the future must not delete early.
         purged = await purge_expired(app.db, settings.reinforce_retention_days, min(at, datetime.now(UTC)))
         if purged.total():
-            print(f"purged what is older than {settings.reinforce_retention_days} days: {purged.notes} notes, {purged.transcripts} rehearsal transcripts, {purged.feedback} feedback texts")
+            print(
+                f"purged what is older than {settings.reinforce_retention_days} days: {purged.notes} notes, {purged.transcripts} rehearsal transcripts, {purged.feedback} feedback texts"
+            )
         program = await app.programs.get()
         report = await tick(app.db, program, at)
         queued = ", ".join(f"{n} {kind}" for kind, n in sorted(report.queued.items())) or "nothing new"

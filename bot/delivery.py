@@ -211,7 +211,11 @@ class Deliverer:
                 await outbox.mark_many(session, outcomes[:recording])
             claimed = await outbox.claim_due(session, now, batch, platforms=list(self.chats)) if batch else []
             people = await _people(session, {c.person_id for c in claimed if c.person_id})
-            keys = {c.id: (c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"])) for c in claimed if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id}
+            keys = {
+                c.id: (c.person_id, c.cohort_id, IsoWeek.parse(c.payload["week"]))
+                for c in claimed
+                if c.kind in ("checklist", "reminder") and c.person_id and c.cohort_id
+            }
             answers = await checkins.answers_for(session, keys.values())
         del outcomes[:recording]
         return [(c, people.get(c.person_id or -1), answers.get(keys.get(c.id), {})) for c in claimed]
@@ -225,13 +229,17 @@ class Deliverer:
             report.add(await self.deliver_due(program, clock))
             async with self.db.session() as session:
                 next_at = await session.scalar(
-                    select(func.min(Delivery.next_attempt_at)).where(Delivery.status.in_(("pending", "sending", "verifying")), Delivery.platform.in_(list(self.chats)))
+                    select(func.min(Delivery.next_attempt_at)).where(
+                        Delivery.status.in_(("pending", "sending", "verifying")), Delivery.platform.in_(list(self.chats))
+                    )
                 )
             if next_at is None:
                 return report
             await asyncio.sleep(max(idle, (next_at - clock()).total_seconds()))
 
-    async def _attempt(self, program: Program, row: outbox.Claimed, person: Member | None, answered: dict[str, str], clock: Callable[[], datetime]) -> Outcome:
+    async def _attempt(
+        self, program: Program, row: outbox.Claimed, person: Member | None, answered: dict[str, str], clock: Callable[[], datetime]
+    ) -> Outcome:
         chat = self.chats[row.platform or ""]
         tenant = ""
         try:
@@ -241,7 +249,11 @@ class Deliverer:
                 ref = await chat.find_sent(to, row.key)
                 if ref is not None:
                     metrics.deliveries(row.kind, "verified").inc()
-                    return row.id, "sent", {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"}
+                    return (
+                        row.id,
+                        "sent",
+                        {"sent_at": clock(), "message_ref": ref, "last_error": "already delivered (verified after a lease ran out)"},
+                    )
             message = await self._render(program, row, answered, clock)
             if (wait := self.limiter.reserve(row.platform or "", tenant, to.user_id or to.channel_id or "")) > 0:
                 await asyncio.sleep(wait)

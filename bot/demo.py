@@ -60,7 +60,11 @@ def simulated_program(program: Program, managers: int) -> Program:
     for n in range(managers):
         key = PILOT if n % 2 == 0 else COMPARISON
         cohorts[key]["members"].append(
-            {"email": f"manager{n + 1:03d}@demo.example", "platform": "slack" if n % 3 else "teams", "timezone": TIMEZONES[n % len(TIMEZONES)]}
+            {
+                "email": f"manager{n + 1:03d}@demo.example",
+                "platform": "slack" if n % 3 else "teams",
+                "timezone": TIMEZONES[n % len(TIMEZONES)],
+            }
         )
     return parse_program(data, "demo program")
 
@@ -82,7 +86,12 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
     app = build(_demo_settings(url))
     try:
         async with app.db.session() as session:
-            await save_program(session, program, "examples/program.yaml (simulated members)", datetime.combine(pilot.starts, time(0), UTC) - timedelta(days=3))
+            await save_program(
+                session,
+                program,
+                "examples/program.yaml (simulated members)",
+                datetime.combine(pilot.starts, time(0), UTC) - timedelta(days=3),
+            )
         with (out_dir / "transcript.txt").open("w") as transcript:
             chat = ConsoleChat(out=transcript)
             app.chats.update(slack=chat, teams=chat)
@@ -132,12 +141,22 @@ def _fresh_database(out_dir: Path) -> Path:
 def _demo_settings(url: str) -> Settings:
     """Embedded defaults: whatever the environment says, no platform, no LLM."""
     return Settings(
-        database_url=url, slack_bot_token=None, slack_client_id=None, slack_client_secret=None, slack_app_token=None,
-        microsoft_app_id=None, reinforce_teams_dev=False, openai_api_key=None, openai_base_url=None, reinforce_scenarios=None,
+        database_url=url,
+        slack_bot_token=None,
+        slack_client_id=None,
+        slack_client_secret=None,
+        slack_app_token=None,
+        microsoft_app_id=None,
+        reinforce_teams_dev=False,
+        openai_api_key=None,
+        openai_base_url=None,
+        reinforce_scenarios=None,
     )
 
 
-async def _simulate_week(app: App, program: Program, crowd: Managers, week: IsoWeek, index: int, say: Callable[[str], None], show_sample: bool) -> None:
+async def _simulate_week(
+    app: App, program: Program, crowd: Managers, week: IsoWeek, index: int, say: Callable[[str], None], show_sample: bool
+) -> None:
     """Monday 00:00 to Friday 22:00 UTC, every two hours (the worker ticks every minute; two
     hours keep the demo quick and still hit every slot): the managers act, the scheduler
     ticks, the outbox is delivered, and the managers notice what arrived."""
@@ -154,11 +173,26 @@ async def _simulate_week(app: App, program: Program, crowd: Managers, week: IsoW
                 say("\nWhat a manager receives (console rendering of the weekly DM):")
                 say(sample.message.plain() + "\n")
     async with app.db.session() as session:
-        sent = dict((await session.execute(
-            select(Delivery.kind, func.count()).where(Delivery.status == "sent", Delivery.sent_at >= monday, Delivery.sent_at < monday + timedelta(days=7)).group_by(Delivery.kind)
-        )).all())
+        sent = dict(
+            (
+                await session.execute(
+                    select(Delivery.kind, func.count())
+                    .where(Delivery.status == "sent", Delivery.sent_at >= monday, Delivery.sent_at < monday + timedelta(days=7))
+                    .group_by(Delivery.kind)
+                )
+            ).all()
+        )
         answered = await session.scalar(select(func.count(distinct(CheckinAnswer.person_id))).where(CheckinAnswer.week == str(week))) or 0
-    parts = [f"{sent.get(kind, 0)} {label}" for kind, label in (("consent", "consent requests"), ("checklist", "checklists"), ("reminder", "reminders"), ("nudge", "nudges"), ("digest", "digests"))]
+    parts = [
+        f"{sent.get(kind, 0)} {label}"
+        for kind, label in (
+            ("consent", "consent requests"),
+            ("checklist", "checklists"),
+            ("reminder", "reminders"),
+            ("nudge", "nudges"),
+            ("digest", "digests"),
+        )
+    ]
     say(f"week {index + 1} ({week}): sent {', '.join(p for p in parts if not p.startswith('0 '))}; {answered} managers answered")
 
 
@@ -190,7 +224,11 @@ async def _rehearsal(app: App, program: Program, chat: ConsoleChat, now: datetim
         await chat.update({"message_id": review}, reply.update)
     await app.deliverer.deliver_due(program, lambda: now + timedelta(minutes=21))
     told = _posted_with_key(chat, "review_outcome:")
-    say(f"A coach approved it; the leader is told: {chat.posted[told].message.text}" if told else "A coach approved it, but the leader's notice was not sent.")
+    say(
+        f"A coach approved it; the leader is told: {chat.posted[told].message.text}"
+        if told
+        else "A coach approved it, but the leader's notice was not sent."
+    )
 
 
 def _posted_with_key(chat: ConsoleChat, prefix: str) -> str | None:

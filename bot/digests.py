@@ -123,7 +123,14 @@ async def queue_digest(db: Database, program: Program, cohort_key: str, week: Is
         if cohort_id is None:
             raise DigestError(f"cohort {spec.key!r} is not in the database: run `reinforce program load` first")
         queued = await outbox.enqueue(
-            session, key=key, kind="digest", period=str(week), due_at=now, cohort_id=cohort_id,
-            platform=channel.platform, target=channel.id, payload={"cohort": spec.key, "week": str(week)},
+            session,
+            key=key,
+            kind="digest",
+            period=str(week),
+            due_at=now,
+            cohort_id=cohort_id,
+            platform=channel.platform,
+            target=channel.id,
+            payload={"cohort": spec.key, "week": str(week)},
         )
     return QueuedDigest(key, channel.platform, channel.id, queued)

@@ -70,7 +70,14 @@ async def export_signals(db: Database, key: bytes, out: Path, now: datetime, coh
             writer.writerow(HEADER)
             async with db.session() as session:
                 query = (
-                    select(BehaviorSignal.person_id, Cohort.key, BehaviorSignal.behavior_key, BehaviorSignal.week, BehaviorSignal.value, BehaviorSignal.source)
+                    select(
+                        BehaviorSignal.person_id,
+                        Cohort.key,
+                        BehaviorSignal.behavior_key,
+                        BehaviorSignal.week,
+                        BehaviorSignal.value,
+                        BehaviorSignal.source,
+                    )
                     .join(Cohort, Cohort.id == BehaviorSignal.cohort_id)
                     .order_by(BehaviorSignal.id)
                 )

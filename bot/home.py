@@ -22,7 +22,9 @@ async def home_view(db: Database, program: Program, platform: str, user_id: str,
         person = await people.by_platform_id(session, platform, user_id)
         cohorts = await people.participations(session, person.id) if person else []
         if person is None or not cohorts:
-            return Message("Reinforce", (Header("Reinforce"), Section("You are not part of a Reinforce cohort. Ask your program owner to add you.")))
+            return Message(
+                "Reinforce", (Header("Reinforce"), Section("You are not part of a Reinforce cohort. Ask your program owner to add you."))
+            )
         cohort = cohorts[0]
         spec = program.cohort(cohort.key)
         week = IsoWeek.of(now.astimezone(ZoneInfo(person.timezone)))
@@ -51,7 +53,9 @@ async def home_view(db: Database, program: Program, platform: str, user_id: str,
         marks = " ".join(_mark(behavior.answer, history.get((key, w))) for w in weeks)
         blocks.append(Section(f"{behavior.question}\n{marks or 'no weeks yet'}"))
     blocks.append(Context("Last weeks, oldest first: ● yes ◐ partly ○ no · a number is your answer · – no answer"))
-    blocks.append(Section("", (Choice("Open this week's checklist", "cmd|checkin"), Choice("Start a rehearsal", "cmd|rehearse")), block_id="home"))
+    blocks.append(
+        Section("", (Choice("Open this week's checklist", "cmd|checkin"), Choice("Start a rehearsal", "cmd|rehearse")), block_id="home")
+    )
     return Message(f"{spec.name}: your check-ins", tuple(blocks))
 
 

@@ -166,7 +166,11 @@ class InboundHandler:
                     return Reply(text="Pitch rehearsals are not configured.")
                 started = await self.rehearsals.start(command.platform, command.user_id, rest.strip() or None, command.at)
                 # A typed command has no message to update: say it as text instead.
-                return started if started.text or started.update is None else Reply(text=started.update.text + ". I have sent it to our direct messages.")
+                return (
+                    started
+                    if started.text or started.update is None
+                    else Reply(text=started.update.text + ". I have sent it to our direct messages.")
+                )
             case "digest" | "status":
                 return await self._gated(command, verb, rest.strip())
         return Reply(text=HELP)
@@ -329,7 +333,9 @@ def _actor(platform: str, user_id: str, person: Person | None) -> str:
     return person.email if person is not None and person.email else f"{platform}:{user_id}"
 
 
-def _audit_refusal(session: AsyncSession, platform: str, user_id: str, person: Person | None, action: str, cohort: str, at: datetime) -> None:
+def _audit_refusal(
+    session: AsyncSession, platform: str, user_id: str, person: Person | None, action: str, cohort: str, at: datetime
+) -> None:
     audit.record(session, at, _actor(platform, user_id, person), action, subject=cohort, outcome="refused")
 
 

@@ -40,8 +40,10 @@ class TickReport:
 def rules_of(cohort: CohortSpec) -> Rules:
     limits = cohort.limits
     return Rules(
-        day_start=time.fromisoformat(limits.day_start), day_end=time.fromisoformat(limits.day_end),
-        weekends=limits.weekends, fatigue_cap=limits.fatigue_cap,
+        day_start=time.fromisoformat(limits.day_start),
+        day_end=time.fromisoformat(limits.day_end),
+        weekends=limits.weekends,
+        fatigue_cap=limits.fatigue_cap,
     )
 
 
@@ -95,16 +97,25 @@ async def _members(session: AsyncSession, program: Program, spec: CohortSpec, co
             if due.kind == "nudge":
                 nudges.append((person, due))
                 continue
-            rows.append(_row(
-                key=f"{due.kind}:{person.id}:{spec.key}:{due.period}", kind=due.kind, period=due.period,
-                due_at=due.due_at, person=person, cohort_id=cohort_id, payload={"cohort": spec.key, "week": str(due.week)},
-            ))
+            rows.append(
+                _row(
+                    key=f"{due.kind}:{person.id}:{spec.key}:{due.period}",
+                    kind=due.kind,
+                    period=due.period,
+                    due_at=due.due_at,
+                    person=person,
+                    cohort_id=cohort_id,
+                    payload={"cohort": spec.key, "week": str(due.week)},
+                )
+            )
     if nudges:
         rows += await _nudges(session, program, spec, cohort_id, nudges)
     return rows
 
 
-async def _nudges(session: AsyncSession, program: Program, spec: CohortSpec, cohort_id: int, due: list[tuple[Person, Due]]) -> list[dict[str, Any]]:
+async def _nudges(
+    session: AsyncSession, program: Program, spec: CohortSpec, cohort_id: int, due: list[tuple[Person, Due]]
+) -> list[dict[str, Any]]:
     """Pick each member's coaching nudge from their own recent answers, and queue it."""
     ids = [person.id for person, _d in due]
     earliest = min(d.week for _p, d in due) + -NUDGE_LOOKBACK_WEEKS
@@ -120,11 +131,23 @@ async def _nudges(session: AsyncSession, program: Program, spec: CohortSpec, coh
         choice = choose_nudge(behaviors, signals.get(person.id, {}), d.week, rng, sent=sent, not_for_me=rejected.get(person.id))
         if choice is None:
             continue  # no answers yet, or every nudge was used recently: nothing honest to say
-        rows.append(_row(
-            key=f"nudge:{person.id}:{spec.key}:{d.period}", kind="nudge", period=d.period, due_at=d.due_at,
-            person=person, cohort_id=cohort_id,
-            payload={"cohort": spec.key, "week": str(d.week), "nudge_id": choice.nudge_id, "mode": choice.mode, "recent": list(choice.recent)},
-        ))
+        rows.append(
+            _row(
+                key=f"nudge:{person.id}:{spec.key}:{d.period}",
+                kind="nudge",
+                period=d.period,
+                due_at=d.due_at,
+                person=person,
+                cohort_id=cohort_id,
+                payload={
+                    "cohort": spec.key,
+                    "week": str(d.week),
+                    "nudge_id": choice.nudge_id,
+                    "mode": choice.mode,
+                    "recent": list(choice.recent),
+                },
+            )
+        )
     return rows
 
 
@@ -133,20 +156,40 @@ def _digest(spec: CohortSpec, cohort_id: int, now: datetime) -> list[dict[str, A
     due = digest_due(spec, channel.timezone, now) if channel is not None else None
     if channel is None or due is None:
         return []
-    return [_row(
-        key=f"digest:{spec.key}:{due.period}", kind="digest", period=due.period, due_at=due.due_at,
-        cohort_id=cohort_id, platform=channel.platform, target=channel.id, payload={"cohort": spec.key, "week": str(due.week)},
-    )]
+    return [
+        _row(
+            key=f"digest:{spec.key}:{due.period}",
+            kind="digest",
+            period=due.period,
+            due_at=due.due_at,
+            cohort_id=cohort_id,
+            platform=channel.platform,
+            target=channel.id,
+            payload={"cohort": spec.key, "week": str(due.week)},
+        )
+    ]
 
 
 def _row(
-    *, key: str, kind: str, period: str, due_at: datetime, cohort_id: int,
-    person: Person | None = None, platform: str | None = None, target: str | None = None, payload: dict[str, Any] | None = None,
+    *,
+    key: str,
+    kind: str,
+    period: str,
+    due_at: datetime,
+    cohort_id: int,
+    person: Person | None = None,
+    platform: str | None = None,
+    target: str | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
-        "idempotency_key": key, "kind": kind, "period": period, "due_at": due_at, "cohort_id": cohort_id,
-        "person_id": person.id if person else None, "platform": platform or (person.platform if person else None),
-        "target": target, "payload": payload or {},
+        "idempotency_key": key,
+        "kind": kind,
+        "period": period,
+        "due_at": due_at,
+        "cohort_id": cohort_id,
+        "person_id": person.id if person else None,
+        "platform": platform or (person.platform if person else None),
+        "target": target,
+        "payload": payload or {},
     }
-
-

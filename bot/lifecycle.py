@@ -18,7 +18,16 @@ from storage.db import Database
 from storage.lifecycle import LifecycleError
 from storage.models import AuditEntry
 
-__all__ = ["ForgetReport", "LifecycleError", "PurgeReport", "forget_lines", "forget_person", "forget_warning", "purge_expired", "when_forgotten"]
+__all__ = [
+    "ForgetReport",
+    "LifecycleError",
+    "PurgeReport",
+    "forget_lines",
+    "forget_person",
+    "forget_warning",
+    "purge_expired",
+    "when_forgotten",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +79,15 @@ async def forget_person(db: Database, who: str, actor: str, now: datetime) -> Fo
         done = await lifecycle.forget(session, subject, token)
         # The receipt, not the email: the log proves the deletion happened without naming whom.
         audit.record(
-            session, now, actor, FORGET_ACTION, subject=token, held=done.held,
-            deleted=done.deleted, redacted=done.redacted, receipt=receipt,
+            session,
+            now,
+            actor,
+            FORGET_ACTION,
+            subject=token,
+            held=done.held,
+            deleted=done.deleted,
+            redacted=done.redacted,
+            receipt=receipt,
         )
     return ForgetReport(who.strip(), done.held, done.deleted, done.redacted, token, done.listed_in_program)
 
@@ -80,7 +96,11 @@ async def when_forgotten(db: Database, who: str) -> list[datetime]:
     """When ``who`` (as given to forget: email, or platform id if no email was known) was
     forgotten, from the audit receipts: how an operator answers "did you delete me?"."""
     async with db.session() as session:
-        entries = (await session.execute(select(AuditEntry.at, AuditEntry.detail).where(AuditEntry.action == FORGET_ACTION).order_by(AuditEntry.at))).all()
+        entries = (
+            await session.execute(
+                select(AuditEntry.at, AuditEntry.detail).where(AuditEntry.action == FORGET_ACTION).order_by(AuditEntry.at)
+            )
+        ).all()
     found = []
     for at, detail in entries:
         receipt = (detail or {}).get("receipt")
@@ -135,10 +155,22 @@ async def purge_expired(db: Database, retention_days: int, now: datetime) -> Pur
         report = PurgeReport(counts["checkin_notes"], counts["transcripts"], counts["feedback"])
         if report.total():
             audit.record(
-                session, now, RETENTION_ACTOR, PURGE_ACTION, subject=f"older than {retention_days} days",
-                notes=report.notes, transcripts=report.transcripts, feedback=report.feedback, cutoff=cutoff.isoformat(),
+                session,
+                now,
+                RETENTION_ACTOR,
+                PURGE_ACTION,
+                subject=f"older than {retention_days} days",
+                notes=report.notes,
+                transcripts=report.transcripts,
+                feedback=report.feedback,
+                cutoff=cutoff.isoformat(),
             )
     if report.total():
-        log.info("retention: purged %d notes, %d transcripts, %d feedback texts older than %d days",
-                 report.notes, report.transcripts, report.feedback, retention_days)
+        log.info(
+            "retention: purged %d notes, %d transcripts, %d feedback texts older than %d days",
+            report.notes,
+            report.transcripts,
+            report.feedback,
+            retention_days,
+        )
     return report

@@ -13,10 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from adapters.base import ChatPort, DeliveryError, LlmError, RehearsalPort, Recipient, Reply, TextCommand
+from adapters.base import ChatPort, DeliveryError, LlmError, Recipient, RehearsalPort, Reply, TextCommand
 from bot.programs import ProgramSource
 from nudges.messages import Choice, Context, Header, Message, Section
-from nudges.rehearsal import Feedback, Rehearsal, RehearsalError, Turn, Usage, render_feedback, render_intro, render_no_feedback, render_stakeholder_reply, review_flags
+from nudges.rehearsal import (
+    Feedback,
+    Rehearsal,
+    RehearsalError,
+    Turn,
+    Usage,
+    render_feedback,
+    render_intro,
+    render_no_feedback,
+    render_stakeholder_reply,
+    review_flags,
+)
 from nudges.review import ReviewError, ReviewReason, apply_decision, initial_status, review_button_value, review_label
 from nudges.scenarios import ScenarioBook, ScenarioError
 from storage import audit, checkins, outbox, people, rehearsals
@@ -74,7 +85,10 @@ async def finish(coach: RehearsalPort, rehearsal: Rehearsal) -> Finished:
 
 def scenario_menu(book: ScenarioBook) -> Message:
     choices = tuple(Choice(s.title, f"rehearse|{s.key}") for s in book.scenarios)
-    return Message("Which conversation do you want to practise?", (Header("Rehearse a pitch"), Section("Which conversation do you want to practise?", choices, block_id="rehearse")))
+    return Message(
+        "Which conversation do you want to practise?",
+        (Header("Rehearse a pitch"), Section("Which conversation do you want to practise?", choices, block_id="rehearse")),
+    )
 
 
 class Rehearsals:
@@ -151,7 +165,9 @@ class Rehearsals:
         rehearsal, message, usage, finished = await take_turn(self.coach, rehearsal, command.text)
         transcript = [{"speaker": t.speaker, "text": t.text} for t in rehearsal.turns]
         async with self.db.session() as session:
-            await rehearsals.save_progress(session, running.id, transcript, usage.prompt_tokens, usage.completion_tokens, command.at if finished else None)
+            await rehearsals.save_progress(
+                session, running.id, transcript, usage.prompt_tokens, usage.completion_tokens, command.at if finished else None
+            )
             if finished is not None:
                 await self._file_review(session, person_id, running.id, finished, command.at)
         return message
@@ -169,8 +185,17 @@ class Rehearsals:
         if channel is None:
             log.warning("review item %d awaits a coach, but the leader's cohort has no review_channel", review_id)
             return
-        await outbox.enqueue(session, key=f"review:{review_id}", kind="review", period="once", due_at=now, cohort_id=cohorts[0].id,
-                             platform=channel.platform, target=channel.id, payload={"review": review_id})
+        await outbox.enqueue(
+            session,
+            key=f"review:{review_id}",
+            kind="review",
+            period="once",
+            due_at=now,
+            cohort_id=cohorts[0].id,
+            platform=channel.platform,
+            target=channel.id,
+            payload={"review": review_id},
+        )
 
     async def decide(self, platform: str, user_id: str, review_id: int, decision: str, now: datetime, note: str | None = None) -> Reply:
         """A coach's Approve / Edit / Reject: only coaches of the leader's cohort (or admins)."""
@@ -179,9 +204,13 @@ class Rehearsals:
             reviewer = await people.by_platform_id(session, platform, user_id)
             actor = reviewer.email if reviewer else f"{platform}:{user_id}"
             learner_cohorts = await people.participations(session, found[1].person_id) if found else []
-            allowed = reviewer is not None and found is not None and (
-                await people.holds_role(session, reviewer.id, "admin")
-                or any([await people.holds_role(session, reviewer.id, "coach", c.key) for c in learner_cohorts])
+            allowed = (
+                reviewer is not None
+                and found is not None
+                and (
+                    await people.holds_role(session, reviewer.id, "admin")
+                    or any([await people.holds_role(session, reviewer.id, "coach", c.key) for c in learner_cohorts])
+                )
             )
             audit.record(session, now, actor, f"review.{decision}", subject=f"review {review_id}", outcome="ok" if allowed else "refused")
             if not allowed:
@@ -193,9 +222,16 @@ class Rehearsals:
                 return Reply(text=str(exc))
             if not await rehearsals.decide(session, review_id, status, actor, now, note):
                 return Reply(text="Another coach has already decided on this feedback.")
-            await outbox.enqueue(session, key=f"review_outcome:{review_id}", kind="review_outcome", period="once", due_at=now,
-                                 person_id=rehearsal_session.person_id, platform=(await session.get(Person, rehearsal_session.person_id)).platform,
-                                 payload={"review": review_id})
+            await outbox.enqueue(
+                session,
+                key=f"review_outcome:{review_id}",
+                kind="review_outcome",
+                period="once",
+                due_at=now,
+                person_id=rehearsal_session.person_id,
+                platform=(await session.get(Person, rehearsal_session.person_id)).platform,
+                payload={"review": review_id},
+            )
         message = await self.render_review(review_id)
         return Reply(update=message)
 
@@ -218,7 +254,10 @@ class Rehearsals:
         else:
             blocks.append(Section(f"No feedback could be produced: {review.feedback.get('problem', '')}"))
         if review.status == "awaiting_review":
-            choices = tuple(Choice(label, review_button_value(review.id, decision)) for label, decision in (("Approve", "approve"), ("Edit", "edit"), ("Reject", "reject")))
+            choices = tuple(
+                Choice(label, review_button_value(review.id, decision))
+                for label, decision in (("Approve", "approve"), ("Edit", "edit"), ("Reject", "reject"))
+            )
             blocks.append(Section("", choices, block_id="review"))
         else:
             blocks.append(Context(f"{review.status.capitalize()} by {review.reviewer} on {review.decided_at:%Y-%m-%d %H:%M} UTC."))
@@ -234,7 +273,9 @@ class Rehearsals:
         scenario = self.book.get(rehearsal_session.scenario_key)
         note = review.feedback.get("coach_note")
         if "criteria" in review.feedback:
-            return render_feedback(Feedback.model_validate({k: v for k, v in review.feedback.items() if k != "coach_note"}), scenario, review.status, note)  # type: ignore[arg-type]
+            return render_feedback(
+                Feedback.model_validate({k: v for k, v in review.feedback.items() if k != "coach_note"}), scenario, review.status, note
+            )  # type: ignore[arg-type]
         return render_no_feedback(scenario, note or "A coach looked at your rehearsal.", review.status, review.source)  # type: ignore[arg-type]
 
     async def render_review_row(self, row: Claimed, now: datetime) -> Message:

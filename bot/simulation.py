@@ -79,12 +79,16 @@ class Managers:
                 await self._answer(item, lambda b: min(0.95, self.propensity[(item.email, b)] + gain))
                 self.answered.add((item.email, week))
             elif kind == "nudge":
-                block = next(b.block_id for b in posted.message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("nudge:"))
+                block = next(
+                    b.block_id for b in posted.message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("nudge:")
+                )
                 await self._press(item.message_id, block or "", self.rng.choice(["Useful", "Useful", "Not for me"]), item.at)
 
     async def _answer(self, item: Pending, p_yes: Callable[[str], float]) -> None:
         at = item.at
-        questions = [b for b in self.chat.posted[item.message_id].message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("q:")]
+        questions = [
+            b for b in self.chat.posted[item.message_id].message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("q:")
+        ]
         for section in questions:
             behavior = (section.block_id or "").removeprefix("q:")
             labels = [self._choice(p_yes(behavior))]

@@ -69,7 +69,9 @@ async def run_worker(app: App, stop: asyncio.Event | None = None, tick_seconds: 
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(tick_job, "interval", seconds=tick_seconds, args=[app], next_run_time=utc_now(), max_instances=1, coalesce=True, id="tick")
+    scheduler.add_job(
+        tick_job, "interval", seconds=tick_seconds, args=[app], next_run_time=utc_now(), max_instances=1, coalesce=True, id="tick"
+    )
     scheduler.start()
     delivering = asyncio.create_task(delivery_loop(app, stop)) if app.chats else None
     log.info("worker started: tick every %d s, delivery %s", tick_seconds, "running" if delivering else "off (no chat platform configured)")

@@ -118,7 +118,9 @@ def checklist_message(
     for question in checklist.questions:
         behavior = question.behavior
         choices = tuple(
-            Choice(label, ChoiceRef(cohort.key, checklist.week, behavior.key, stored).encode(), selected=answered.get(behavior.key) == stored)
+            Choice(
+                label, ChoiceRef(cohort.key, checklist.week, behavior.key, stored).encode(), selected=answered.get(behavior.key) == stored
+            )
             for label, stored, _n in ANSWERS[behavior.answer]
         )
         blocks.append(Section(f"{question.position}. {behavior.question}", choices, block_id=f"q:{behavior.key}"))

@@ -170,8 +170,7 @@ def nudge_message(choice: NudgeChoice, week: IsoWeek, *, reason: str | None = No
         span = "check-in" if len(choice.recent) == 1 else f"{_number(min(len(choice.recent), RECENT_WEEKS))} check-ins"
         why = f"Why this one: “{behavior.question}” has had your lowest answers over your last {span}."
     buttons = tuple(
-        Choice(label, NudgeFeedback(choice.nudge_id, week, verdict).encode(), selected=feedback == verdict)
-        for label, verdict in _BUTTONS
+        Choice(label, NudgeFeedback(choice.nudge_id, week, verdict).encode(), selected=feedback == verdict) for label, verdict in _BUTTONS
     )
     blocks = (
         Header(headline),

@@ -277,7 +277,9 @@ def _participation(p: Participation | None, min_group_size: int) -> Participatio
     return p if p.delivered >= min_group_size or p.delivered == 0 else None
 
 
-def _series(program: Program, cohort: Cohort, week: IsoWeek, group: GroupAggregates, comparison: GroupAggregates | None) -> tuple[SeriesPoint, ...]:
+def _series(
+    program: Program, cohort: Cohort, week: IsoWeek, group: GroupAggregates, comparison: GroupAggregates | None
+) -> tuple[SeriesPoint, ...]:
     if cohort.plan is None:
         return ()
     kind = program.behavior(cohort.plan.primary_behavior).answer
@@ -307,9 +309,15 @@ def _primary(program: Program, cohort: Cohort, week: IsoWeek, group: GroupAggreg
     else:
         label = program.cohort(cohort.comparison or "").name
     base = Primary(
-        behavior=behavior.key, question=behavior.question, kind=behavior.answer, method=plan.method,
-        first_analysis=plan.first_analysis, min_exposure_weeks=plan.min_exposure_weeks,
-        status="not_due", note="", reference_label=label,
+        behavior=behavior.key,
+        question=behavior.question,
+        kind=behavior.answer,
+        method=plan.method,
+        first_analysis=plan.first_analysis,
+        min_exposure_weeks=plan.min_exposure_weeks,
+        status="not_due",
+        note="",
+        reference_label=label,
     )
     if week < IsoWeek.of(plan.first_analysis):
         return _with(base, "not_due", f"not yet due: the first analysis is pre-registered for {plan.first_analysis.isoformat()}")
@@ -323,7 +331,8 @@ def _primary(program: Program, cohort: Cohort, week: IsoWeek, group: GroupAggreg
             return _with(base, "unavailable", f"{wave.name} has no data yet")
         if plan.method == "stepped_wedge" and week >= IsoWeek.of(wave.starts):
             return _with(
-                base, "unavailable",
+                base,
+                "unavailable",
                 f"{wave.name} started on {wave.starts.isoformat()}, so it is no longer a not-yet-started wave to compare with",
             )
         mine, reference = group.primary, comparison.primary

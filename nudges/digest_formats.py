@@ -87,7 +87,11 @@ def primary_lines(digest: Digest) -> list[str]:
 
 def behavior_lines(digest: Digest, b: BehaviorFigures) -> list[str]:
     k = digest.min_group_size
-    lines = [b.question, f"  this week: {figure_text(b.this_week, b.kind, k)}", f"  first {BASELINE_WEEKS} weeks: {figure_text(b.baseline, b.kind, k)}"]
+    lines = [
+        b.question,
+        f"  this week: {figure_text(b.this_week, b.kind, k)}",
+        f"  first {BASELINE_WEEKS} weeks: {figure_text(b.baseline, b.kind, k)}",
+    ]
     if b.change is not None:
         change = _percent_points(b.change) if b.kind == "yes_partly_no" else f"{b.change:+.1f}"
         lines.append(f"  change since the first weeks: {change}")
@@ -158,7 +162,9 @@ def figures(digest: Digest) -> dict[str, Any]:
         "weeks": digest.weeks,
         "min_group_size": digest.min_group_size,
         "baseline_weeks": BASELINE_WEEKS,
-        "plan": None if digest.plan is None else {
+        "plan": None
+        if digest.plan is None
+        else {
             "version": digest.plan.version,
             "content_hash": digest.plan.content_hash,
             "changed": list(digest.plan.changed),
@@ -169,15 +175,21 @@ def figures(digest: Digest) -> dict[str, Any]:
         "participation": _participation(str(digest.week), digest.participation),
         "participation_trend": [_participation(str(w), q) for w, q in digest.trend],
         "members": _count(digest.members),
-        "exposure": None if p is None else {
+        "exposure": None
+        if p is None
+        else {
             "min_weeks": p.min_exposure_weeks,
             "cohort": {"exposed": _count(digest.exposed), "members": _count(digest.members)},
-            "comparison": None if digest.comparison_key is None else {
+            "comparison": None
+            if digest.comparison_key is None
+            else {
                 "exposed": _count(digest.comparison_exposed),
                 "members": _count(digest.comparison_members),
             },
         },
-        "primary": None if p is None else {
+        "primary": None
+        if p is None
+        else {
             "behavior": p.behavior,
             "answer": p.kind,
             "method": p.method,
@@ -187,7 +199,9 @@ def figures(digest: Digest) -> dict[str, Any]:
             "reference": p.reference_label,
             "group": estimate_json(p.group) if p.status == "shown" else None,
             "reference_figure": estimate_json(p.reference) if p.status == "shown" else None,
-            "difference": None if p.status != "shown" else {
+            "difference": None
+            if p.status != "shown"
+            else {
                 **{k: v for k, v in estimate_json(p.difference).items() if k != "n"},
                 "interval": "newcombe_hybrid_score" if p.kind == "yes_partly_no" else "welch",
             },
@@ -230,7 +244,7 @@ def chart_alt(digest: Digest) -> str:
         value = f"{last.cohort.value:.0%}" if p.kind == "yes_partly_no" else f"{last.cohort.value:.1f}"
         now = f" This week {digest.cohort_name}: {value}."
     return (
-        f"Weekly {'rate' if p.kind == 'yes_partly_no' else 'mean'} for \"{p.question}\", {who}, "
+        f'Weekly {"rate" if p.kind == "yes_partly_no" else "mean"} for "{p.question}", {who}, '
         f"weeks 1 to {last.week_number}, with 95% interval bands; weeks with fewer than "
         f"{digest.min_group_size} responses are left out.{now}"
     )

@@ -42,7 +42,8 @@ def snapshot(program: Program, cohort: Cohort) -> dict[str, Any]:
         "first_analysis": plan.first_analysis.isoformat() if plan else None,
         "comparison": cohort.comparison,
         "checklist": [
-            {"key": key, "question": program.behavior(key).question, "answer": program.behavior(key).answer} for key in sorted(cohort.checklist)
+            {"key": key, "question": program.behavior(key).question, "answer": program.behavior(key).answer}
+            for key in sorted(cohort.checklist)
         ],
     }
 

@@ -193,11 +193,16 @@ class Program(_Strict):
                     raise _FieldError(f"{where}.comparison", f"no cohort has the key {cohort.comparison!r}")
             if cohort.plan is not None:
                 if cohort.plan.primary_behavior not in cohort.checklist:
-                    raise _FieldError(f"{where}.plan.primary_behavior", f"{cohort.plan.primary_behavior!r} is not in this cohort's checklist")
+                    raise _FieldError(
+                        f"{where}.plan.primary_behavior", f"{cohort.plan.primary_behavior!r} is not in this cohort's checklist"
+                    )
                 if cohort.plan.method in ("comparison_cohort", "stepped_wedge") and cohort.comparison is None:
                     raise _FieldError(f"{where}.plan.method", f"{cohort.plan.method} needs a comparison cohort")
                 if cohort.plan.min_exposure_weeks > cohort.weeks:
-                    raise _FieldError(f"{where}.plan.min_exposure_weeks", f"{cohort.plan.min_exposure_weeks} is more than the cohort's {cohort.weeks} weeks")
+                    raise _FieldError(
+                        f"{where}.plan.min_exposure_weeks",
+                        f"{cohort.plan.min_exposure_weeks} is more than the cohort's {cohort.weeks} weeks",
+                    )
             for j, member in enumerate(cohort.members):
                 if member.email in seen_members:
                     raise _FieldError(f"{where}.members[{j}]", f"duplicate member {member.email} (already in {seen_members[member.email]})")

@@ -111,7 +111,9 @@ class Rehearsal:
         if not text:
             raise RehearsalError("Say something to the stakeholder, or type done to finish.")
         if len(text) > MAX_TURN_CHARS:
-            raise RehearsalError(f"That message is too long for one turn ({len(text)} characters; the limit is {MAX_TURN_CHARS}). Keep it short, as you would in the meeting.")
+            raise RehearsalError(
+                f"That message is too long for one turn ({len(text)} characters; the limit is {MAX_TURN_CHARS}). Keep it short, as you would in the meeting."
+            )
         turns = (*self.turns, Turn("leader", text))
         ended: EndedBy | None = "turn_limit" if sum(t.speaker == "leader" for t in turns) >= self.scenario.turn_limit else None
         return replace(self, turns=turns, ended_by=ended)
@@ -382,4 +384,3 @@ def render_stakeholder_reply(rehearsal: Rehearsal, text: str, source: Source) ->
     left = rehearsal.turns_left
     tail = f"{left} message{'s' if left != 1 else ''} left; type done for feedback" if left else "that was your last message"
     return Message(text=f"{who}: {text}", blocks=(Section(text), Context(f"{who} ({how}) · {tail}")))
-

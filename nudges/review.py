@@ -282,7 +282,9 @@ _COACH_REQUEST = (
     _rx(
         r"(?:talk|speak|chat)\s+(?:to|with)\s+(?:" + _HUMAN + r")",
         r"(?:can|could|would|will)\s+(?:" + _HUMAN + r")\s+(?:please\s+)?(?:look|review|check|see|read)",
-        r"(?:want|need|like|request|prefer)\s+(?:to\s+(?:ask|have|get)\s+)?(?:" + _HUMAN + r")\s+(?:review|to\s+(?:look|review|check|see|read))",
+        r"(?:want|need|like|request|prefer)\s+(?:to\s+(?:ask|have|get)\s+)?(?:"
+        + _HUMAN
+        + r")\s+(?:review|to\s+(?:look|review|check|see|read))",
         r"(?:human|coach)\s+review",
         r"(?:send|forward|pass|escalate)\s+(?:this|it)\s+to\s+(?:" + _HUMAN + r")",
         r"ask\s+(?:a|my|the)\s+coach",
@@ -343,7 +345,9 @@ def review_reasons(
     if feedback_problem:
         reasons.append(ReviewReason("unparsed", f"There is no usable AI feedback: {feedback_problem}."))
     if invented_quotes:
-        reasons.append(ReviewReason("invented_quote", f"The model quoted words the leader never said ({invented_quotes} quote(s) removed)."))
+        reasons.append(
+            ReviewReason("invented_quote", f"The model quoted words the leader never said ({invented_quotes} quote(s) removed).")
+        )
     if any(asks_for_coach(text) for text in pitch):
         reasons.append(ReviewReason("coach_requested", "The leader asked for a coach to look."))
     return reasons

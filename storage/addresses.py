@@ -25,7 +25,9 @@ PERSONAL = "personal"
 PAUSED, APP_REMOVED = "delivery.paused", "app_removed"
 
 
-async def save(session: AsyncSession, platform: str, tenant_id: str, target: str, scope: str, reference: dict[str, Any], now: datetime) -> None:
+async def save(
+    session: AsyncSession, platform: str, tenant_id: str, target: str, scope: str, reference: dict[str, Any], now: datetime
+) -> None:
     """Insert or replace the reference for (platform, tenant, target)."""
     values = {"platform": platform, "tenant_id": tenant_id, "target": target, "scope": scope, "reference": reference, "updated_at": now}
     stmt = insert(session, ConversationRef).values(**values)
@@ -39,7 +41,10 @@ async def save(session: AsyncSession, platform: str, tenant_id: str, target: str
 async def find(session: AsyncSession, platform: str, target: str) -> ConversationRef | None:
     """The reference for a member or channel id (targets are unique across tenants in practice)."""
     return await session.scalar(
-        select(ConversationRef).where(ConversationRef.platform == platform, ConversationRef.target == target).order_by(ConversationRef.updated_at.desc()).limit(1)
+        select(ConversationRef)
+        .where(ConversationRef.platform == platform, ConversationRef.target == target)
+        .order_by(ConversationRef.updated_at.desc())
+        .limit(1)
     )
 
 
@@ -82,12 +87,16 @@ async def link(session: AsyncSession, platform: str, target: str, emails: Collec
     if person.platform_user_id != target:
         # The id is unique per platform: whoever held it before (a changed email) lets go.
         await session.execute(
-            update(Person).where(Person.platform == platform, Person.platform_user_id == target, Person.id != person.id).values(platform_user_id=None)
+            update(Person)
+            .where(Person.platform == platform, Person.platform_user_id == target, Person.id != person.id)
+            .values(platform_user_id=None)
         )
         person.platform_user_id = target
     if person.paused_at is not None and await _paused_by_removal(session, person):
         person.paused_at = None
-        audit.record(session, now, person.email, "delivery.resumed", subject=person.email, reason="the app was installed again", platform=platform)
+        audit.record(
+            session, now, person.email, "delivery.resumed", subject=person.email, reason="the app was installed again", platform=platform
+        )
     return person
 
 
@@ -108,9 +117,17 @@ async def unlink(session: AsyncSession, platform: str, target: str, now: datetim
 async def _paused_by_removal(session: AsyncSession, person: Person) -> bool:
     """Whether the latest pause on record is the app's removal, and nothing paused them since."""
     entry = await session.scalar(
-        select(AuditEntry).where(AuditEntry.action == PAUSED, AuditEntry.subject == person.email).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(1)
+        select(AuditEntry)
+        .where(AuditEntry.action == PAUSED, AuditEntry.subject == person.email)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(1)
     )
-    return entry is not None and (entry.detail or {}).get("cause") == APP_REMOVED and person.paused_at is not None and entry.at >= person.paused_at
+    return (
+        entry is not None
+        and (entry.detail or {}).get("cause") == APP_REMOVED
+        and person.paused_at is not None
+        and entry.at >= person.paused_at
+    )
 
 
 class AddressBook:
@@ -133,7 +150,9 @@ class AddressBook:
         async with self.db.session() as session:
             await delete(session, self.platform, tenant_id, target)
             if scope != PERSONAL:
-                audit.record(session, now, f"{self.platform}:{target}", "chat.app_removed", subject=target, reason=reason, platform=self.platform)
+                audit.record(
+                    session, now, f"{self.platform}:{target}", "chat.app_removed", subject=target, reason=reason, platform=self.platform
+                )
                 return None
             person = await unlink(session, self.platform, target, now, reason)
             return person.email if person else None

@@ -30,7 +30,7 @@ def _tally(n: int | None, total: float | None, total_sq: float | None) -> Tally:
     return Tally(int(n or 0), float(total or 0), float(total_sq or 0))
 
 
-def _checkins(cohort_id: int):  # noqa: ANN202 - a list of SQL conditions
+def _checkins(cohort_id: int):
     return [S.cohort_id == cohort_id, S.source == CHECKIN]
 
 

@@ -18,10 +18,16 @@ def record(
     # Actors and subjects can come from a request (an unknown user's platform id, a typed
     # cohort key): clipped to their columns, so a hostile one is still audited rather than
     # failing the request on PostgreSQL, which enforces the lengths.
-    session.add(AuditEntry(
-        at=now, actor=_clip(actor, _COLUMNS.actor.type.length), action=_clip(action, _COLUMNS.action.type.length),
-        subject=_clip(subject, _COLUMNS.subject.type.length) if subject is not None else None, outcome=outcome, detail=detail,
-    ))
+    session.add(
+        AuditEntry(
+            at=now,
+            actor=_clip(actor, _COLUMNS.actor.type.length),
+            action=_clip(action, _COLUMNS.action.type.length),
+            subject=_clip(subject, _COLUMNS.subject.type.length) if subject is not None else None,
+            outcome=outcome,
+            detail=detail,
+        )
+    )
 
 
 def _clip(text: str, limit: int) -> str:

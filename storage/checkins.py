@@ -56,8 +56,17 @@ class Answerer:
 # and what they answered come back in one round trip.
 _ANSWERERS = (
     select(
-        Person.platform_user_id, Person.id, Person.timezone, Consent.status, Cohort.key, Cohort.id,
-        CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value, CheckinAnswer.answered_at, CheckinAnswer.event_id,
+        Person.platform_user_id,
+        Person.id,
+        Person.timezone,
+        Consent.status,
+        Cohort.key,
+        Cohort.id,
+        CheckinAnswer.week,
+        CheckinAnswer.behavior_key,
+        CheckinAnswer.value,
+        CheckinAnswer.answered_at,
+        CheckinAnswer.event_id,
     )
     .outerjoin(Consent, Consent.person_id == Person.id)
     .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
@@ -94,7 +103,9 @@ async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable
         return set()
     # Core executemany with a statement built once: compiling one multi-row VALUES per
     # batch costs more than the database's own work. RETURNING yields no row on conflict.
-    result = await session.execute(built_once(session, _claim_events), [{"platform": platform, "event_id": e, "received_at": now} for e in unique])
+    result = await session.execute(
+        built_once(session, _claim_events), [{"platform": platform, "event_id": e, "received_at": now} for e in unique]
+    )
     return set(result.scalars().all())
 
 
@@ -125,8 +136,16 @@ async def save_answers(session: AsyncSession, rows: Iterable[AnswerRow]) -> None
         return
     dialect = session.bind.dialect.name
     answers = [
-        {"person_id": r.person_id, "cohort_id": r.cohort_id, "week": str(r.week), "behavior_key": r.behavior_key, "value": r.value,
-         "signal": r.signal, "at": json_time(dialect, r.answered_at), "event_id": r.event_id}
+        {
+            "person_id": r.person_id,
+            "cohort_id": r.cohort_id,
+            "week": str(r.week),
+            "behavior_key": r.behavior_key,
+            "value": r.value,
+            "signal": r.signal,
+            "at": json_time(dialect, r.answered_at),
+            "event_id": r.event_id,
+        }
         for r in latest.values()
     ]
     rows = {"rows": json.dumps(answers)}
@@ -157,13 +176,21 @@ _COLUMNS = ("person_id", "cohort_id", "week", "behavior_key", "value", "signal",
 # WITH), so a batch of clicks is one round trip and one statement to execute rather than two.
 # SQLite has no INSERT inside WITH: two statements, each unpacking the same parameter.
 _SAVE_ANSWERS = {
-    "postgresql": [text(
-        "WITH v AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(person_id bigint, cohort_id bigint, week text, "
-        "behavior_key text, value text, signal float8, at timestamptz, event_id text)), "
-        f"answers AS ({_UPSERT_ANSWERS.format(rows='v')}) " + _UPSERT_SIGNALS.format(rows="v")
-    )],
+    "postgresql": [
+        text(
+            "WITH v AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(person_id bigint, cohort_id bigint, week text, "
+            "behavior_key text, value text, signal float8, at timestamptz, event_id text)), "
+            f"answers AS ({_UPSERT_ANSWERS.format(rows='v')}) " + _UPSERT_SIGNALS.format(rows="v")
+        )
+    ],
     "sqlite": [
-        text(upsert.format(rows="(SELECT " + ", ".join(f"json_extract(j.value, '$.{c}') AS {c}" for c in _COLUMNS) + " FROM json_each(:rows) AS j) AS v"))
+        text(
+            upsert.format(
+                rows="(SELECT "
+                + ", ".join(f"json_extract(j.value, '$.{c}') AS {c}" for c in _COLUMNS)
+                + " FROM json_each(:rows) AS j) AS v"
+            )
+        )
         for upsert in (_UPSERT_ANSWERS, _UPSERT_SIGNALS)
     ],
 }
@@ -190,12 +217,14 @@ async def save_answer(
 
 
 # Built once: App Home and the checklist's replies read streaks through it.
-_HISTORY = select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
-    CheckinAnswer.person_id.in_(bindparam("people", expanding=True)), CheckinAnswer.week <= bindparam("upto")
-)
+_HISTORY = select(
+    CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value
+).where(CheckinAnswer.person_id.in_(bindparam("people", expanding=True)), CheckinAnswer.week <= bindparam("upto"))
 
 
-async def answer_history(session: AsyncSession, pairs: Iterable[tuple[int, int]], upto: IsoWeek) -> dict[tuple[int, int], dict[IsoWeek, dict[str, str]]]:
+async def answer_history(
+    session: AsyncSession, pairs: Iterable[tuple[int, int]], upto: IsoWeek
+) -> dict[tuple[int, int], dict[IsoWeek, dict[str, str]]]:
     """(person, cohort) -> week -> behavior -> answer, for weeks up to ``upto``, in one query."""
     pairs = set(pairs)
     if not pairs:
@@ -218,9 +247,9 @@ def streak_in(weeks: Mapping[IsoWeek, Mapping[str, str]], upto: IsoWeek, questio
 
 # Built once: a fan-out asks this for every batch of hundreds of members.
 _ANSWERS = {
-    dialect: select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
-        among(CheckinAnswer.person_id, dialect, "people"), CheckinAnswer.week.in_(bindparam("weeks", expanding=True))
-    )
+    dialect: select(
+        CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value
+    ).where(among(CheckinAnswer.person_id, dialect, "people"), CheckinAnswer.week.in_(bindparam("weeks", expanding=True)))
     for dialect in ("postgresql", "sqlite")
 }
 
@@ -230,7 +259,9 @@ async def answers_for(session: AsyncSession, triples: Iterable[tuple[int, int, I
     wanted = set(triples)
     if not wanted:
         return {}
-    rows = await session.execute(_ANSWERS[session.bind.dialect.name], {"people": list({p for p, _c, _w in wanted}), "weeks": list({str(w) for _p, _c, w in wanted})})
+    rows = await session.execute(
+        _ANSWERS[session.bind.dialect.name], {"people": list({p for p, _c, _w in wanted}), "weeks": list({str(w) for _p, _c, w in wanted})}
+    )
     found: dict[tuple[int, int, IsoWeek], dict[str, str]] = {}
     for person_id, cohort_id, week, key, value in rows:
         triple = (person_id, cohort_id, IsoWeek.parse(week))
@@ -268,12 +299,20 @@ async def save_note(session: AsyncSession, person_id: int, cohort_id: int, week:
 
 async def note_for_week(session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek) -> str | None:
     return await session.scalar(
-        select(CheckinNote.text).where(CheckinNote.person_id == person_id, CheckinNote.cohort_id == cohort_id, CheckinNote.week == str(week))
+        select(CheckinNote.text).where(
+            CheckinNote.person_id == person_id, CheckinNote.cohort_id == cohort_id, CheckinNote.week == str(week)
+        )
     )
 
 
 async def set_week_choice(
-    session: AsyncSession, person_id: int, cohort_id: int, week: IsoWeek, *, skipped_at: datetime | None = None, snoozed_until: datetime | None = None
+    session: AsyncSession,
+    person_id: int,
+    cohort_id: int,
+    week: IsoWeek,
+    *,
+    skipped_at: datetime | None = None,
+    snoozed_until: datetime | None = None,
 ) -> None:
     """Record that a member skipped a week or snoozed its messages (whichever is given)."""
     values = {k: v for k, v in (("skipped_at", skipped_at), ("snoozed_until", snoozed_until)) if v is not None}
@@ -299,7 +338,9 @@ async def recent_weeks(session: AsyncSession, person_id: int, cohort_id: int, we
     return {(key, IsoWeek.parse(week)): value for key, week, value in rows}
 
 
-async def week_states(session: AsyncSession, cohort_id: int, weeks: Iterable[IsoWeek]) -> dict[tuple[int, IsoWeek], tuple[int, MemberWeek | None]]:
+async def week_states(
+    session: AsyncSession, cohort_id: int, weeks: Iterable[IsoWeek]
+) -> dict[tuple[int, IsoWeek], tuple[int, MemberWeek | None]]:
     """(person, week) -> (questions answered, their skip/snooze row) for a cohort, in two queries."""
     names = [str(w) for w in set(weeks)]
     counts = await session.execute(
@@ -315,14 +356,21 @@ async def week_states(session: AsyncSession, cohort_id: int, weeks: Iterable[Iso
     return found
 
 
-async def recent_signals(session: AsyncSession, cohort_id: int, person_ids: Iterable[int], since: IsoWeek) -> dict[int, dict[str, list[float]]]:
+async def recent_signals(
+    session: AsyncSession, cohort_id: int, person_ids: Iterable[int], since: IsoWeek
+) -> dict[int, dict[str, list[float]]]:
     """person -> behavior -> check-in signal values since ``since``, oldest first."""
     ids = list(set(person_ids))
     if not ids:
         return {}
     rows = await session.execute(
         select(BehaviorSignal.person_id, BehaviorSignal.behavior_key, BehaviorSignal.value)
-        .where(BehaviorSignal.cohort_id == cohort_id, BehaviorSignal.person_id.in_(ids), BehaviorSignal.week >= str(since), BehaviorSignal.source == "checkin")
+        .where(
+            BehaviorSignal.cohort_id == cohort_id,
+            BehaviorSignal.person_id.in_(ids),
+            BehaviorSignal.week >= str(since),
+            BehaviorSignal.source == "checkin",
+        )
         .order_by(BehaviorSignal.week)
     )
     found: dict[int, dict[str, list[float]]] = {}

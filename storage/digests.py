@@ -13,7 +13,9 @@ from storage.db import insert
 from storage.models import DigestRecord
 
 
-async def save(session: AsyncSession, cohort_id: int, week: IsoWeek, plan_version: int | None, figures: dict[str, Any], now: datetime) -> None:
+async def save(
+    session: AsyncSession, cohort_id: int, week: IsoWeek, plan_version: int | None, figures: dict[str, Any], now: datetime
+) -> None:
     """Store a digest's figures; a later digest for the same cohort-week replaces them.
 
     Latest rather than first: answers for a week keep arriving until it is over (and a

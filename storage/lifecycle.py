@@ -172,7 +172,9 @@ async def _delete_personal_rows(session: AsyncSession, person: Person, done: For
     # The platform's event ids of their clicks are idempotency guards that would outlive them.
     events = list(await session.scalars(select(CheckinAnswer.event_id).where(CheckinAnswer.person_id == pid)))
     for chunk in _chunks(events):
-        result = await session.execute(delete(InboundEvent).where(InboundEvent.platform == person.platform, InboundEvent.event_id.in_(chunk)))
+        result = await session.execute(
+            delete(InboundEvent).where(InboundEvent.platform == person.platform, InboundEvent.event_id.in_(chunk))
+        )
         done.count(done.deleted, "inbound_events", result.rowcount or 0)
     for model in (CheckinAnswer, BehaviorSignal, CheckinNote, MemberWeek, NudgeFeedback, Delivery, Consent, Membership):
         result = await session.execute(delete(model).where(model.person_id == pid))  # type: ignore[attr-defined]
@@ -189,7 +191,9 @@ async def _delete_references(session: AsyncSession, subject: Subject, done: Forg
         if platform in ("slack", None) and ":" in member:
             # Slack click ids are "<user>:<action_ts>:<block>:<action>" (adapters.slack.app).
             user = member.partition(":")[2]
-            query = delete(InboundEvent).where(InboundEvent.platform == "slack", InboundEvent.event_id.startswith(user + ":", autoescape=True))
+            query = delete(InboundEvent).where(
+                InboundEvent.platform == "slack", InboundEvent.event_id.startswith(user + ":", autoescape=True)
+            )
             done.count(done.deleted, "inbound_events", (await session.execute(query)).rowcount or 0)
 
 
@@ -210,8 +214,10 @@ async def _redact_audit(session: AsyncSession, names: _Namer, done: Forgotten) -
         return
     detail = cast(AuditEntry.detail, Text)
     query = select(AuditEntry).where(
-        or_(*(c.contains(n, autoescape=True) for n in needles for c in (AuditEntry.actor, AuditEntry.subject, detail)),
-            *(detail.contains(_json_escaped(n), autoescape=True) for n in needles))
+        or_(
+            *(c.contains(n, autoescape=True) for n in needles for c in (AuditEntry.actor, AuditEntry.subject, detail)),
+            *(detail.contains(_json_escaped(n), autoescape=True) for n in needles),
+        )
     )
     for entry in await session.scalars(query):
         actor, subject_, detail_ = names.scrub(entry.actor), names.scrub(entry.subject), names.scrub(entry.detail)
@@ -248,7 +254,8 @@ async def _redact_installations(session: AsyncSession, subject: Subject, done: F
         if platform not in ("slack", None) or not user:
             continue
         result = await session.execute(
-            update(table).where(table.c.team_id == team, table.c.user_id == user)
+            update(table)
+            .where(table.c.team_id == team, table.c.user_id == user)
             .values(user_id="", user_token=None, user_refresh_token=None, user_scopes=None)
         )
         done.count(done.redacted, "workspace_installations", result.rowcount or 0)
@@ -358,7 +365,9 @@ async def purge_before(session: AsyncSession, cutoff: datetime) -> dict[str, int
     )
     feedback = 0
     old = await session.execute(
-        select(FeedbackReview.id, FeedbackReview.feedback).where(FeedbackReview.created_at < cutoff, FeedbackReview.feedback["purged"].as_boolean().is_(None))
+        select(FeedbackReview.id, FeedbackReview.feedback).where(
+            FeedbackReview.created_at < cutoff, FeedbackReview.feedback["purged"].as_boolean().is_(None)
+        )
     )
     for review_id, content in old.all():
         await session.execute(update(FeedbackReview).where(FeedbackReview.id == review_id).values(feedback=_scores_only(content)))

@@ -34,9 +34,18 @@ async def enqueue(
 ) -> bool:
     """Insert a delivery unless one with the same key exists; True if this call inserted it."""
     stmt = insert(session, Delivery).values(
-        idempotency_key=key, kind=kind, period=period, person_id=person_id, cohort_id=cohort_id,
-        platform=platform, target=target, payload=payload or {}, status="pending", attempts=0,
-        due_at=due_at, next_attempt_at=due_at,
+        idempotency_key=key,
+        kind=kind,
+        period=period,
+        person_id=person_id,
+        cohort_id=cohort_id,
+        platform=platform,
+        target=target,
+        payload=payload or {},
+        status="pending",
+        attempts=0,
+        due_at=due_at,
+        next_attempt_at=due_at,
     )
     stmt = stmt.on_conflict_do_nothing(index_elements=[Delivery.idempotency_key]).returning(Delivery.id)
     return (await session.execute(stmt)).first() is not None
@@ -79,7 +88,11 @@ def _claim_statement(status: str, some_platforms: bool) -> Any:
     c = Delivery.__table__.c
     oldest = (
         select(c.id)
-        .where(c.status == status, c.next_attempt_at <= bindparam("now"), *([c.platform.in_(bindparam("platforms", expanding=True))] if some_platforms else []))
+        .where(
+            c.status == status,
+            c.next_attempt_at <= bindparam("now"),
+            *([c.platform.in_(bindparam("platforms", expanding=True))] if some_platforms else []),
+        )
         .order_by(c.next_attempt_at, c.id)
         .limit(bindparam("limit", type_=Integer))
         .with_for_update(skip_locked=True)
@@ -90,7 +103,8 @@ def _claim_statement(status: str, some_platforms: bool) -> Any:
         update(Delivery.__table__)
         .where(c.id.in_(oldest.scalar_subquery()))
         .values(
-            status="sending" if status == "pending" else "verifying", attempts=c.attempts + 1,
+            status="sending" if status == "pending" else "verifying",
+            attempts=c.attempts + 1,
             next_attempt_at=bindparam("lease_until", type_=c.next_attempt_at.type),
         )
         .returning(c.id, c.idempotency_key, c.kind, c.period, c.person_id, c.cohort_id, c.platform, c.target, c.payload, c.attempts)
@@ -225,7 +239,9 @@ async def nudges_sent(session: AsyncSession, person_ids: Collection[int]) -> dic
     if not person_ids:
         return {}
     rows = await session.execute(
-        select(Delivery.person_id, Delivery.payload, Delivery.period).where(Delivery.kind == "nudge", Delivery.person_id.in_(list(person_ids)))
+        select(Delivery.person_id, Delivery.payload, Delivery.period).where(
+            Delivery.kind == "nudge", Delivery.person_id.in_(list(person_ids))
+        )
     )
     found: dict[int, list[tuple[str, str]]] = {}
     for person_id, payload, period in rows:

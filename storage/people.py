@@ -70,8 +70,10 @@ async def participations(session: AsyncSession, person_id: int) -> list[Cohort]:
 
 async def holds_role(session: AsyncSession, person_id: int, role: str, cohort_key: str | None = None) -> bool:
     """Whether the person holds ``role`` (in ``cohort_key``, when given; admins hold it everywhere)."""
-    query = select(Membership.id).outerjoin(Cohort, Membership.cohort_id == Cohort.id).where(
-        Membership.person_id == person_id, Membership.role == role, Membership.active
+    query = (
+        select(Membership.id)
+        .outerjoin(Cohort, Membership.cohort_id == Cohort.id)
+        .where(Membership.person_id == person_id, Membership.role == role, Membership.active)
     )
     if cohort_key is not None:
         query = query.where(Cohort.key == cohort_key)
@@ -115,7 +117,9 @@ async def save_nudge_feedback(session: AsyncSession, person_id: int, nudge_id: s
 
 async def nudge_verdicts(session: AsyncSession) -> dict[str, dict[str, int]]:
     """nudge id -> verdict -> how many members gave it: the program owner's view of what works."""
-    rows = await session.execute(select(NudgeFeedback.nudge_id, NudgeFeedback.verdict, func.count()).group_by(NudgeFeedback.nudge_id, NudgeFeedback.verdict))
+    rows = await session.execute(
+        select(NudgeFeedback.nudge_id, NudgeFeedback.verdict, func.count()).group_by(NudgeFeedback.nudge_id, NudgeFeedback.verdict)
+    )
     found: dict[str, dict[str, int]] = {}
     for nudge, verdict, count in rows:
         found.setdefault(nudge, {})[verdict] = count

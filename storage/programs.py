@@ -41,7 +41,9 @@ async def save_program(session: AsyncSession, program: Program, source: str, now
     content_hash = program.content_hash()
     changed = latest is None or latest[1].content_hash != content_hash
     if changed:
-        version = ProgramVersion(name=program.program, content_hash=content_hash, content=program.model_dump(mode="json"), source=source, loaded_at=now)
+        version = ProgramVersion(
+            name=program.program, content_hash=content_hash, content=program.model_dump(mode="json"), source=source, loaded_at=now
+        )
         session.add(version)
         await session.flush()
         version_id = version.id
@@ -63,7 +65,9 @@ async def save_program(session: AsyncSession, program: Program, source: str, now
             for email in emails:
                 wanted.add((await _upsert_person(session, email, now), cid, role))
 
-    existing = (await session.execute(select(Membership.id, Membership.person_id, Membership.cohort_id, Membership.role, Membership.active))).all()
+    existing = (
+        await session.execute(select(Membership.id, Membership.person_id, Membership.cohort_id, Membership.role, Membership.active))
+    ).all()
     have = {(p, c, r): (mid, active) for mid, p, c, r, active in existing}
     for key in wanted:
         if key not in have:

@@ -13,14 +13,19 @@ from storage.models import FeedbackReview, RehearsalSession
 
 async def active_session(session: AsyncSession, person_id: int) -> RehearsalSession | None:
     return await session.scalar(
-        select(RehearsalSession).where(RehearsalSession.person_id == person_id, RehearsalSession.status == "active").order_by(RehearsalSession.id.desc()).limit(1)
+        select(RehearsalSession)
+        .where(RehearsalSession.person_id == person_id, RehearsalSession.status == "active")
+        .order_by(RehearsalSession.id.desc())
+        .limit(1)
     )
 
 
 async def start_session(session: AsyncSession, person_id: int, scenario_key: str, now: datetime) -> int:
     """A new active session; an earlier one still active is abandoned (one at a time)."""
     await session.execute(
-        update(RehearsalSession).where(RehearsalSession.person_id == person_id, RehearsalSession.status == "active").values(status="abandoned", ended_at=now)
+        update(RehearsalSession)
+        .where(RehearsalSession.person_id == person_id, RehearsalSession.status == "active")
+        .values(status="abandoned", ended_at=now)
     )
     row = RehearsalSession(person_id=person_id, scenario_key=scenario_key, status="active", transcript=[], started_at=now)
     session.add(row)
@@ -29,7 +34,12 @@ async def start_session(session: AsyncSession, person_id: int, scenario_key: str
 
 
 async def save_progress(
-    session: AsyncSession, session_id: int, transcript: list[dict[str, str]], prompt_tokens: int, completion_tokens: int, ended_at: datetime | None = None
+    session: AsyncSession,
+    session_id: int,
+    transcript: list[dict[str, str]],
+    prompt_tokens: int,
+    completion_tokens: int,
+    ended_at: datetime | None = None,
 ) -> None:
     """Store the transcript so far and add the tokens this step used."""
     values: dict[str, Any] = {
@@ -54,7 +64,9 @@ async def add_review(
 async def review_with_session(session: AsyncSession, review_id: int) -> tuple[FeedbackReview, RehearsalSession] | None:
     row = (
         await session.execute(
-            select(FeedbackReview, RehearsalSession).join(RehearsalSession, RehearsalSession.id == FeedbackReview.session_id).where(FeedbackReview.id == review_id)
+            select(FeedbackReview, RehearsalSession)
+            .join(RehearsalSession, RehearsalSession.id == FeedbackReview.session_id)
+            .where(FeedbackReview.id == review_id)
         )
     ).first()
     return (row[0], row[1]) if row else None

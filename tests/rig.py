@@ -56,20 +56,34 @@ class Rig:
     def db(self) -> Any:
         return self.app.db
 
-    async def slack_post(self, body: str | bytes, content_type: str = "application/x-www-form-urlencoded", signed: bool = True) -> tuple[int, str]:
+    async def slack_post(
+        self, body: str | bytes, content_type: str = "application/x-www-form-urlencoded", signed: bool = True
+    ) -> tuple[int, str]:
         data = body.encode() if isinstance(body, str) else body
         headers = {"Content-Type": content_type, **(sign(SECRET, data.decode("utf-8", "surrogateescape")) if signed else {})}
         async with self.http.post(f"{self.url}/slack/events", data=data, headers=headers) as response:
             return response.status, await response.text()
 
     async def slack_command(self, email: str, text: str) -> str:
-        body = urlencode({"command": "/reinforce", "text": text, "team_id": TEAM, "user_id": slack_user_of(email), "channel_id": f"D{slack_user_of(email)}",
-                          "response_url": "http://127.0.0.1:9/unused", "trigger_id": "t1", "token": "x"})
+        body = urlencode(
+            {
+                "command": "/reinforce",
+                "text": text,
+                "team_id": TEAM,
+                "user_id": slack_user_of(email),
+                "channel_id": f"D{slack_user_of(email)}",
+                "response_url": "http://127.0.0.1:9/unused",
+                "trigger_id": "t1",
+                "token": "x",
+            }
+        )
         status, reply = await self.slack_post(body)
         assert status == 200, reply
         return reply
 
-    async def slack_click(self, email: str, value: str, *, channel: str | None = None, ts: str = "1767600001.000100", action_ts: str = "1767610000.000100") -> int:
+    async def slack_click(
+        self, email: str, value: str, *, channel: str | None = None, ts: str = "1767600001.000100", action_ts: str = "1767610000.000100"
+    ) -> int:
         user = slack_user_of(email)
         payload = block_action(TEAM, user, channel or f"D{user}", ts, value, action_ts=action_ts, block_id="q:x", action_id="reinforce:0")
         status, _text = await self.slack_post(interaction_body(payload))
@@ -110,7 +124,9 @@ class Rig:
 
     async def audit(self) -> list[tuple[str, str, str | None, str]]:
         async with self.db.session() as session:
-            rows = await session.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject, AuditEntry.outcome).order_by(AuditEntry.id))
+            rows = await session.execute(
+                select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject, AuditEntry.outcome).order_by(AuditEntry.id)
+            )
             return [tuple(r) for r in rows]  # type: ignore[misc]
 
     async def consent_all(self, at: datetime = MONDAY) -> None:
@@ -137,7 +153,13 @@ async def running_rig(db_url: str, **settings: Any) -> AsyncIterator[Rig]:
                 teams.add_member(TENANT, member.email, member.name or member.email, team=SPONSOR_CHANNEL)
         for email in ("vp.product@example.com", "owner@example.com", "coach@example.com"):
             slack.add_user(email, TEAM, slack_user_of(email))
-        options = {"slack_bot_token": "xoxb-rig", "slack_signing_secret": SECRET, "slack_api_url": slack.url, "reinforce_teams_dev": True, **settings}
+        options = {
+            "slack_bot_token": "xoxb-rig",
+            "slack_signing_secret": SECRET,
+            "slack_api_url": slack.url,
+            "reinforce_teams_dev": True,
+            **settings,
+        }
         app = build(Settings(database_url=db_url, **options))
         async with app.db.session() as session:
             await save_program(session, program, "examples/program.yaml", MONDAY)

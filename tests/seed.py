@@ -26,11 +26,23 @@ async def seed_slack_members(db: Database, members: int, team: str = "T1") -> Pr
     async with db.session() as session:
         await save_program(session, program, "seed", LOADED)
         cohort_id = await session.scalar(select(Cohort.id).where(Cohort.key == "pilot-a"))
-        await session.execute(insert(Person), [
-            {"email": f"m{i}@example.com", "timezone": "UTC", "platform": "slack", "platform_user_id": f"{team}:U{i}", "created_at": LOADED}
-            for i in range(members)
-        ])
+        await session.execute(
+            insert(Person),
+            [
+                {
+                    "email": f"m{i}@example.com",
+                    "timezone": "UTC",
+                    "platform": "slack",
+                    "platform_user_id": f"{team}:U{i}",
+                    "created_at": LOADED,
+                }
+                for i in range(members)
+            ],
+        )
         ids = (await session.scalars(select(Person.id).where(Person.email.like("m%@example.com")))).all()
-        await session.execute(insert(Membership), [{"person_id": i, "cohort_id": cohort_id, "role": "participant", "active": True, "joined_at": LOADED} for i in ids])
+        await session.execute(
+            insert(Membership),
+            [{"person_id": i, "cohort_id": cohort_id, "role": "participant", "active": True, "joined_at": LOADED} for i in ids],
+        )
         await session.execute(insert(Consent), [{"person_id": i, "status": "accepted", "changed_at": LOADED} for i in ids])
     return program

@@ -19,9 +19,9 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
-from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -87,11 +87,18 @@ class SlackAdapter:
             )
             states = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine, table_name=STATES_TABLE)
             oauth = AsyncOAuthSettings(
-                client_id=client_id, client_secret=client_secret, scopes=SCOPES, installation_store=store, state_store=states,
+                client_id=client_id,
+                client_secret=client_secret,
+                scopes=SCOPES,
+                installation_store=store,
+                state_store=states,
                 **({"authorization_url": authorization_url} if authorization_url else {}),
             )
             self.app = AsyncApp(
-                signing_secret=signing_secret, client=client, oauth_settings=oauth, request_verification_enabled=bool(signing_secret),
+                signing_secret=signing_secret,
+                client=client,
+                oauth_settings=oauth,
+                request_verification_enabled=bool(signing_secret),
                 process_before_response=True,
             )
             tokens = InstalledWorkspaces(store, engine, store.bots)
@@ -101,7 +108,10 @@ class SlackAdapter:
             # The client carries the token. Without a signing secret (Socket Mode only) there
             # are no HTTP requests to verify, and the web server does not mount /slack/events.
             self.app = AsyncApp(
-                signing_secret=signing_secret, client=client, request_verification_enabled=bool(signing_secret), process_before_response=True,
+                signing_secret=signing_secret,
+                client=client,
+                request_verification_enabled=bool(signing_secret),
+                process_before_response=True,
             )
             tokens = SingleWorkspace(bot_token)
         self.chat = SlackChat(client, tokens)
@@ -165,8 +175,12 @@ class SlackAdapter:
         meta = json.loads(view.get("private_metadata") or "{}")
         user_id = member_id(_team(body), body["user"]["id"])
         submission = Submission(
-            platform="slack", event_id=f"view:{view.get('id')}:{view.get('hash')}", user_id=user_id,
-            at=datetime.now(UTC), note=text, context=meta.get("context"),
+            platform="slack",
+            event_id=f"view:{view.get('id')}:{view.get('hash')}",
+            user_id=user_id,
+            at=datetime.now(UTC),
+            note=text,
+            context=meta.get("context"),
         )
         reply = await self.inbound.submit(submission)
         await ack()

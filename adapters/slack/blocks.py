@@ -52,7 +52,10 @@ def to_blocks(message: Message) -> list[dict[str, Any]]:
             if block.text:
                 blocks.append({"type": "section", "text": _mrkdwn(block.text)})
             if block.choices:
-                actions: dict[str, Any] = {"type": "actions", "elements": [_button(i, c.label, c.value, c.selected) for i, c in enumerate(block.choices[:MAX_BUTTONS])]}
+                actions: dict[str, Any] = {
+                    "type": "actions",
+                    "elements": [_button(i, c.label, c.value, c.selected) for i, c in enumerate(block.choices[:MAX_BUTTONS])],
+                }
                 if block.block_id:
                     actions["block_id"] = block.block_id
                 blocks.append(actions)

@@ -29,12 +29,27 @@ from nudges.messages import Message
 log = logging.getLogger(__name__)
 
 # Errors after which sending again cannot help: the person or channel is gone, or the app is.
-PERMANENT_ERRORS = frozenset({
-    "users_not_found", "user_not_found", "channel_not_found", "is_archived", "account_inactive",
-    "not_in_channel", "cannot_dm_bot", "user_disabled", "invalid_auth", "token_revoked",
-    "not_authed", "team_access_not_granted", "missing_scope", "restricted_action", "no_permission",
-    "invalid_blocks", "msg_too_long",
-})
+PERMANENT_ERRORS = frozenset(
+    {
+        "users_not_found",
+        "user_not_found",
+        "channel_not_found",
+        "is_archived",
+        "account_inactive",
+        "not_in_channel",
+        "cannot_dm_bot",
+        "user_disabled",
+        "invalid_auth",
+        "token_revoked",
+        "not_authed",
+        "team_access_not_granted",
+        "missing_scope",
+        "restricted_action",
+        "no_permission",
+        "invalid_blocks",
+        "msg_too_long",
+    }
+)
 
 
 METADATA_EVENT = "reinforce_delivery"
@@ -145,8 +160,13 @@ class SlackChat:
             # Block Kit shows only hosted images; a chart made here goes up as a file in the
             # message's thread (files upload v2), right under the text it illustrates.
             await self._call(
-                self.client.files_upload_v2, channel=response["channel"], thread_ts=response["ts"], content=image.data,
-                filename="chart.png", title=image.alt[:250], token=token,
+                self.client.files_upload_v2,
+                channel=response["channel"],
+                thread_ts=response["ts"],
+                content=image.data,
+                filename="chart.png",
+                title=image.alt[:250],
+                token=token,
             )
         return ref
 
@@ -178,7 +198,14 @@ class SlackChat:
 
     async def update(self, ref: dict[str, Any], message: Message) -> None:
         token = await self.tokens.for_team(ref.get("team") or "")
-        await self._call(self.client.chat_update, channel=ref["channel"], ts=ref["ts"], text=fallback_text(message), blocks=blocks_json(message), token=token)
+        await self._call(
+            self.client.chat_update,
+            channel=ref["channel"],
+            ts=ref["ts"],
+            text=fallback_text(message),
+            blocks=blocks_json(message),
+            token=token,
+        )
 
     async def _dm_channel(self, user: str, token: str) -> str:
         # conversations.open is idempotent; caching saves one call per message in a fan-out.

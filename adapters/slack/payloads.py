@@ -88,7 +88,15 @@ def _common(body: dict[str, Any]) -> str | None:
     authorizations = body.get("authorizations")
     if authorizations is not None and not (isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)):
         return "authorizations is not a list of objects"
-    for path in (("user", "id"), ("user", "team_id"), ("team", "id"), ("container", "channel_id"), ("channel", "id"), ("trigger_id",), ("team_id",)):
+    for path in (
+        ("user", "id"),
+        ("user", "team_id"),
+        ("team", "id"),
+        ("container", "channel_id"),
+        ("channel", "id"),
+        ("trigger_id",),
+        ("team_id",),
+    ):
         if not _text_or_absent(body, path):
             return ".".join(path) + " is not text"
     if not _ts_or_absent(body, ("container", "message_ts")):

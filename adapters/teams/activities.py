@@ -39,14 +39,28 @@ def routing_problem(activity: Activity) -> str | None:
     tenant = activity.conversation.tenant_id
     if tenant is not None and (not isinstance(tenant, str) or len(tenant) > MAX_TENANT):
         return "conversation.tenantId is not an id"
-    if holds_nul([activity.text, activity.value, activity.channel_data, activity.id, activity.reply_to_id, aad, tenant,
-                   activity.from_property.id, activity.from_property.name, activity.conversation.id]):
+    if holds_nul(
+        [
+            activity.text,
+            activity.value,
+            activity.channel_data,
+            activity.id,
+            activity.reply_to_id,
+            aad,
+            tenant,
+            activity.from_property.id,
+            activity.from_property.name,
+            activity.conversation.id,
+        ]
+    ):
         # Teams never sends one, and PostgreSQL refuses it in any text, even a lookup.
         return "a field holds a NUL character"
     data = activity.channel_data
     if data is not None and not isinstance(data, dict):
         return "channelData is not an object"
     listed = (data or {}).get("tenant")
-    if listed is not None and not (isinstance(listed, dict) and isinstance(listed.get("id", ""), str) and len(listed.get("id", "")) <= MAX_TENANT):
+    if listed is not None and not (
+        isinstance(listed, dict) and isinstance(listed.get("id", ""), str) and len(listed.get("id", "")) <= MAX_TENANT
+    ):
         return "channelData.tenant is not an id"
     return None

@@ -96,7 +96,9 @@ class TeamsAdapter:
     ) -> None:
         self.app_id = app_id or ""
         # The attribute names are botbuilder's configuration keys.
-        configuration = SimpleNamespace(APP_ID=self.app_id, APP_PASSWORD=app_password or "", APP_TENANTID=tenant_id or "", APP_TYPE=app_type)
+        configuration = SimpleNamespace(
+            APP_ID=self.app_id, APP_PASSWORD=app_password or "", APP_TENANTID=tenant_id or "", APP_TYPE=app_type
+        )
         credentials = ReusedCredentials(credentials_factory or ConfigurationServiceClientCredentialFactory(configuration))
         self.auth = ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=credentials)
         self.adapter = CloudAdapter(self.auth)

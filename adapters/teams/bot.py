@@ -196,7 +196,10 @@ class ReinforceBot(ActivityHandler):
             try:
                 await connector_of(turn_context).conversations.update_activity(conversation.id, activity.reply_to_id, card)
             except ErrorResponseException as exc:  # what was done is stored; only the card stays as it was
-                log.warning("Teams: could not update the card the member acted on (%s)", exc.error.error.code if exc.error and exc.error.error else exc)
+                log.warning(
+                    "Teams: could not update the card the member acted on (%s)",
+                    exc.error.error.code if exc.error and exc.error.error else exc,
+                )
         if reply.text:
             await turn_context.send_activity(text_activity(reply.text))
 

@@ -91,7 +91,13 @@ def to_card(message: Message) -> dict[str, Any]:
         actions = _checklist_actions(())
     if not body:
         body.append(_rich(message.text))
-    card: dict[str, Any] = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "fallbackText": _clip(message.text, MAX_TEXT), "body": body}
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": SCHEMA,
+        "version": VERSION,
+        "fallbackText": _clip(message.text, MAX_TEXT),
+        "body": body,
+    }
     if actions:
         card["actions"] = actions
     return _within_limit(card)
@@ -129,7 +135,12 @@ def _checklist_actions(choices: tuple[Choice, ...]) -> list[dict[str, Any]]:
     """Submit (answers and note together), then the row's other buttons. The row's "Add a note"
     button is the note input here; its value tells the application which checklist a note is for."""
     note_ref = next((c.value for c in choices if _action_of(c.value) == "note"), None)
-    submit: dict[str, Any] = {"type": "Action.Submit", "title": "Submit", "style": "positive", "data": {MARKER: CHECKLIST, "context": note_ref}}
+    submit: dict[str, Any] = {
+        "type": "Action.Submit",
+        "title": "Submit",
+        "style": "positive",
+        "data": {MARKER: CHECKLIST, "context": note_ref},
+    }
     others = [_button(c) for c in choices if _action_of(c.value) != "note"]
     return [submit, *others][:MAX_ACTIONS]
 
@@ -161,7 +172,14 @@ def _edit_button(choice: Choice) -> dict[str, Any]:
     send comes back like a checklist note: the text with the button's value as its context."""
     form = {
         "type": "AdaptiveCard",
-        "body": [{**_note_input(), "placeholder": "Your corrected advice for the leader", "isRequired": True, "errorMessage": "Write the advice to send"}],
+        "body": [
+            {
+                **_note_input(),
+                "placeholder": "Your corrected advice for the leader",
+                "isRequired": True,
+                "errorMessage": "Write the advice to send",
+            }
+        ],
         "actions": [{"type": "Action.Submit", "title": "Send the edited advice", "data": {MARKER: CHECKLIST, "context": choice.value}}],
     }
     return {"type": "Action.ShowCard", "title": _clip(choice.label, MAX_TITLE), "card": form}
@@ -232,7 +250,9 @@ def parse_submit(data: object) -> CardSubmit | None:
     if data.get(MARKER) == CHECKLIST:
         # Sorted by input id: the order decides the per-answer event ids, so a redelivered
         # submit must list its answers in the same order.
-        answers = tuple(v for k, v in sorted(data.items()) if isinstance(k, str) and k.startswith(QUESTION_PREFIX) and isinstance(v, str) and v)
+        answers = tuple(
+            v for k, v in sorted(data.items()) if isinstance(k, str) and k.startswith(QUESTION_PREFIX) and isinstance(v, str) and v
+        )
         note = data.get(NOTE_INPUT)
         context = data.get("context")
         return CardSubmit(

@@ -175,14 +175,18 @@ class TeamsChat:
             raise DeliveryError("no user or channel to send to", permanent=True)
         reference = await self.addresses.reference(target)
         if reference is None:
-            where = "this member has not installed the Reinforce app" if to.user_id else "the Reinforce app is not installed in this channel"
+            where = (
+                "this member has not installed the Reinforce app" if to.user_id else "the Reinforce app is not installed in this channel"
+            )
             raise DeliveryError(f"{target}: {where}", permanent=True)
         ref = ConversationReference().deserialize(reference)
         conversation = ref.conversation.id
         sent: dict[str, Any] = {}
 
         async def post(context: TurnContext) -> None:
-            response = await connector_of(context).conversations.send_to_conversation(conversation, card_activity(message, conversation=ref.conversation))
+            response = await connector_of(context).conversations.send_to_conversation(
+                conversation, card_activity(message, conversation=ref.conversation)
+            )
             sent["activity"] = response.id if response is not None else None
 
         await self._continue(ref, post)
@@ -244,7 +248,9 @@ class TeamsChat:
             found: list[TeamsChannelAccount] = []
 
             async def ask(context: TurnContext) -> None:
-                found.append(teams_account(await connector_of(context).conversations.get_conversation_member(ref.conversation.id, ref.user.id)))
+                found.append(
+                    teams_account(await connector_of(context).conversations.get_conversation_member(ref.conversation.id, ref.user.id))
+                )
 
             try:
                 await self._continue(ref, ask)
@@ -266,7 +272,11 @@ class TeamsChat:
 
         async def open_chat(context: TurnContext) -> None:
             parameters = ConversationParameters(
-                is_group=False, bot=team.bot, members=[ChannelAccount(id=member.id)], tenant_id=tenant, channel_data={"tenant": {"id": tenant}}
+                is_group=False,
+                bot=team.bot,
+                members=[ChannelAccount(id=member.id)],
+                tenant_id=tenant,
+                channel_data={"tenant": {"id": tenant}},
             )
             opened.append((await connector_of(context).conversations.create_conversation(parameters)).id)
 

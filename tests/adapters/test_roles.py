@@ -44,7 +44,9 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize(("email", "text", "reply", "action", "subject"), COMMANDS, ids=[f"{e.split('@')[0]}-{t.split()[0]}" for e, t, *_ in COMMANDS])
+@pytest.mark.parametrize(
+    ("email", "text", "reply", "action", "subject"), COMMANDS, ids=[f"{e.split('@')[0]}-{t.split()[0]}" for e, t, *_ in COMMANDS]
+)
 async def test_a_slash_command_without_the_role_is_refused_stores_nothing_and_is_audited(
     rig: Rig, email: str, text: str, reply: str, action: str, subject: str | None
 ) -> None:
@@ -65,17 +67,30 @@ async def test_a_slash_command_from_someone_outside_the_program_is_refused_and_a
 
 async def test_a_refusal_with_an_overlong_user_id_and_cohort_is_still_audited_clipped(rig: Rig) -> None:
     """PostgreSQL enforces the audit columns' lengths: the entry is clipped, not the request failed."""
-    body = urlencode({"command": "/reinforce", "text": "digest " + "p" * 400, "team_id": TEAM, "user_id": "U" + "X" * 400, "channel_id": "D1", "trigger_id": "t1"})
+    body = urlencode(
+        {
+            "command": "/reinforce",
+            "text": "digest " + "p" * 400,
+            "team_id": TEAM,
+            "user_id": "U" + "X" * 400,
+            "channel_id": "D1",
+            "trigger_id": "t1",
+        }
+    )
     assert await rig.slack_post(body) == (200, "Only sponsors can use `digest`.")
     actor, action, subject, outcome = (await rig.audit())[-1]
     assert (action, outcome, len(actor), len(subject or "")) == ("command.digest", "refused", 320, 320)
     assert actor.startswith(f"slack:{TEAM}:UXXX") and actor.endswith("…")
 
 
-@pytest.mark.parametrize(("email", "text", "reply", "action", "subject"), [
-    ("carla@example.com", "digest pilot-a", "Only sponsors can use `digest`.", "command.digest", "pilot-a"),
-    ("carla@example.com", "status", "Only admins can use `status`.", "command.status", None),
-], ids=["digest", "status"])
+@pytest.mark.parametrize(
+    ("email", "text", "reply", "action", "subject"),
+    [
+        ("carla@example.com", "digest pilot-a", "Only sponsors can use `digest`.", "command.digest", "pilot-a"),
+        ("carla@example.com", "status", "Only admins can use `status`.", "command.status", None),
+    ],
+    ids=["digest", "status"],
+)
 async def test_a_command_typed_in_the_teams_personal_chat_without_the_role_is_refused_stores_nothing_and_is_audited(
     rig: Rig, email: str, text: str, reply: str, action: str, subject: str | None
 ) -> None:
@@ -101,10 +116,14 @@ async def _click_on_anas_checklist_by_sami(rig: Rig, block_id: str, label: str) 
     return _stored_besides_audit(before, await rig.counts())
 
 
-@pytest.mark.parametrize(("block_id", "label", "reply"), [
-    ("q:decision_huddle", "Yes", "This checklist belongs to a cohort you are not part of."),
-    ("actions", "Skip this week", "This checklist is not yours."),
-], ids=["answer", "skip"])
+@pytest.mark.parametrize(
+    ("block_id", "label", "reply"),
+    [
+        ("q:decision_huddle", "Yes", "This checklist belongs to a cohort you are not part of."),
+        ("actions", "Skip this week", "This checklist is not yours."),
+    ],
+    ids=["answer", "skip"],
+)
 async def test_a_button_on_another_cohorts_checklist_is_refused_and_stores_nothing(rig: Rig, block_id: str, label: str, reply: str) -> None:
     assert await _click_on_anas_checklist_by_sami(rig, block_id, label) == {}
     ephemeral = rig.slack.called("chat.postEphemeral")[-1].params
@@ -112,10 +131,14 @@ async def test_a_button_on_another_cohorts_checklist_is_refused_and_stores_nothi
     assert rig.slack.called("chat.update") == []  # Ana's message is left as it was
 
 
-@pytest.mark.parametrize(("block_id", "label", "action"), [
-    ("q:decision_huddle", "Yes", "checkin.answer"),
-    ("actions", "Skip this week", "checkin.skip"),
-], ids=["answer", "skip"])
+@pytest.mark.parametrize(
+    ("block_id", "label", "action"),
+    [
+        ("q:decision_huddle", "Yes", "checkin.answer"),
+        ("actions", "Skip this week", "checkin.skip"),
+    ],
+    ids=["answer", "skip"],
+)
 async def test_a_button_on_another_cohorts_checklist_is_audited_as_refused(rig: Rig, block_id: str, label: str, action: str) -> None:
     await _click_on_anas_checklist_by_sami(rig, block_id, label)
     refused = [entry for entry in await rig.audit() if entry[3] == "refused"]
@@ -158,10 +181,24 @@ async def test_a_teams_submit_of_another_cohorts_checklist_is_audited_as_refused
 
 def _dm_event(email: str, text: str, n: int) -> str:
     user = slack_user_of(email)
-    return json.dumps({
-        "token": "x", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback", "event_id": f"Ev{n}", "event_time": 1,
-        "event": {"type": "message", "channel_type": "im", "channel": f"D{user}", "user": user, "text": text, "ts": f"176770000{n}.000100"},
-    })
+    return json.dumps(
+        {
+            "token": "x",
+            "team_id": TEAM,
+            "api_app_id": "A0001",
+            "type": "event_callback",
+            "event_id": f"Ev{n}",
+            "event_time": 1,
+            "event": {
+                "type": "message",
+                "channel_type": "im",
+                "channel": f"D{user}",
+                "user": user,
+                "text": text,
+                "ts": f"176770000{n}.000100",
+            },
+        }
+    )
 
 
 async def _flagged_review(rig: Rig) -> int:
@@ -188,7 +225,10 @@ async def test_a_review_decision_from_someone_who_is_not_a_coach_is_refused_stor
     before = await rig.counts()
     assert await rig.slack_click("sami@example.com", f"review|{review_id}|approve", channel="C0REVIEW", ts="1767700009.000100") == 200
     ephemeral = (await wait_for(lambda: rig.slack.called("chat.postEphemeral")))[-1].params
-    assert (ephemeral["user"], ephemeral["text"]) == (slack_user_of("sami@example.com"), "Only the cohort's coaches can review this feedback.")
+    assert (ephemeral["user"], ephemeral["text"]) == (
+        slack_user_of("sami@example.com"),
+        "Only the cohort's coaches can review this feedback.",
+    )
     assert _stored_besides_audit(before, await rig.counts()) == {}
     assert await _review_status(rig) == "awaiting_review"
     assert (await rig.audit())[-1] == ("sami@example.com", "review.approve", f"review {review_id}", "refused")
@@ -214,7 +254,9 @@ async def test_a_coach_in_teams_edits_flagged_feedback_in_the_cards_text_box(rig
     rig.teams.add_member(TENANT, "coach@example.com", "Coach")
     coach = await rig.teams_install("coach@example.com")
     # The review card, as the worker would post it, in the coach's chat.
-    sent = await rig.app.chats["teams"].send(Recipient("teams", user_id=f"{TENANT}:{coach['aadObjectId']}"), await rig.app.rehearsals.render_review(review_id))
+    sent = await rig.app.chats["teams"].send(
+        Recipient("teams", user_id=f"{TENANT}:{coach['aadObjectId']}"), await rig.app.rehearsals.render_review(review_id)
+    )
     review_card = rig.teams.cards(personal_conversation(coach))[-1]
     edit = next(a for e in review_card["body"] if e["type"] == "ActionSet" for a in e["actions"] if a["title"] == "Edit")
     assert edit["type"] == "Action.ShowCard" and edit["card"]["body"][0]["type"] == "Input.Text"
@@ -223,7 +265,11 @@ async def test_a_coach_in_teams_edits_flagged_feedback_in_the_cards_text_box(rig
     assert "Edited by coach@example.com" in json.dumps(rig.teams.cards(personal_conversation(coach))[-1])  # updated in place
     async with rig.db.session() as session:
         review = await session.get(FeedbackReview, review_id)
-    assert (review.status, review.reviewer, review.feedback.get("coach_note")) == ("edited", "coach@example.com", "Ask for the trial; leave Sam out of it.")
+    assert (review.status, review.reviewer, review.feedback.get("coach_note")) == (
+        "edited",
+        "coach@example.com",
+        "Ask for the trial; leave Sam out of it.",
+    )
 
 
 # --- consent --------------------------------------------------------------------------------
@@ -236,5 +282,5 @@ async def test_opting_out_stops_the_next_ticks_checklist_for_that_member_only(ri
     await tick(rig.db, program, at)
     await rig.app.deliverer.deliver_due(program, lambda: at)
     checklists = {p["channel"] for (_c, _ts), p in rig.slack.messages.items() if "check-in" in p.get("text", "")}
-    assert slack_user_of('sami@example.com') in checklists  # the same tick reached Sami, in Ana's time zone
-    assert slack_user_of('ana@example.com') not in checklists
+    assert slack_user_of("sami@example.com") in checklists  # the same tick reached Sami, in Ana's time zone
+    assert slack_user_of("ana@example.com") not in checklists

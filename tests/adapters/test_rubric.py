@@ -22,7 +22,9 @@ GOOD = (
     "Each decision gets one named owner in the huddle, so if it turns out wrong, that owner reopens it with data. "
     "I'll send the invite for Tuesday and we review the trial on March 30.",
 )
-WEAK = ("Hi Dana, I have been thinking a lot about how we work together and about meetings in general, and I think we should maybe look at huddles at some point.",)
+WEAK = (
+    "Hi Dana, I have been thinking a lot about how we work together and about meetings in general, and I think we should maybe look at huddles at some point.",
+)
 
 
 @cache
@@ -111,7 +113,13 @@ async def test_an_ask_buried_after_the_first_message_scores_lower() -> None:
 
 async def test_answering_the_objections_scores_higher_than_ignoring_them() -> None:
     ignoring = await rehearse(("Can we trial a weekly huddle?", "I just think huddles are good.", "Anyway, huddles."))
-    answering = await rehearse(("Can we trial a weekly huddle?", "Fair point: the huddle replaces two meetings.", "Last month we lost 8 days to 2 reopened decisions."))
+    answering = await rehearse(
+        (
+            "Can we trial a weekly huddle?",
+            "Fair point: the huddle replaces two meetings.",
+            "Last month we lost 8 days to 2 reopened decisions.",
+        )
+    )
 
     assert scores(score_pitch(ignoring))["objection_handling"] <= 2
     assert scores(score_pitch(answering))["objection_handling"] == 5

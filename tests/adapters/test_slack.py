@@ -45,9 +45,13 @@ class Rig:
     http: aiohttp.ClientSession
     db: Database
 
-    async def post(self, body: str, content_type: str = "application/x-www-form-urlencoded", headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    async def post(
+        self, body: str, content_type: str = "application/x-www-form-urlencoded", headers: dict[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
         signed = sign(SECRET, body) if headers is None else headers
-        async with self.http.post(f"{self.url}/slack/events", data=body.encode(), headers={"Content-Type": content_type, **signed}) as response:
+        async with self.http.post(
+            f"{self.url}/slack/events", data=body.encode(), headers={"Content-Type": content_type, **signed}
+        ) as response:
             await response.read()
             return response
 
@@ -233,8 +237,15 @@ async def test_a_hostile_note_comes_back_escaped_everywhere_it_is_shown(rig: Rig
     modal = (await _wait_for(lambda: rig.fake.called("views.open")))[-1].params["view"]
     hostile = "<!channel> <https://evil.example|click> & more"
     submission = {
-        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": user, "team_id": TEAM},
-        "view": {**modal, "id": "V1", "hash": "h1", "state": {"values": {"note": {"text": {"type": "plain_text_input", "value": hostile}}}}},
+        "type": "view_submission",
+        "team": {"id": TEAM},
+        "user": {"id": user, "team_id": TEAM},
+        "view": {
+            **modal,
+            "id": "V1",
+            "hash": "h1",
+            "state": {"values": {"note": {"text": {"type": "plain_text_input", "value": hostile}}}},
+        },
     }
     response = await rig.post(interaction_body(submission))
     assert response.status == 200
@@ -270,14 +281,25 @@ async def test_consent_comes_first_and_accepting_queues_the_checklist(rig: Rig) 
 
 
 def _command_body(user: str, text: str) -> str:
-    return urlencode({"command": "/reinforce", "text": text, "team_id": TEAM, "user_id": user, "channel_id": f"D{user}",
-                      "response_url": "http://127.0.0.1:9/unused", "trigger_id": "t1", "token": "x"})
+    return urlencode(
+        {
+            "command": "/reinforce",
+            "text": text,
+            "team_id": TEAM,
+            "user_id": user,
+            "channel_id": f"D{user}",
+            "response_url": "http://127.0.0.1:9/unused",
+            "trigger_id": "t1",
+            "token": "x",
+        }
+    )
 
 
 async def _command(rig: Rig, user: str, text: str) -> str:
     body = _command_body(user, text)
-    async with rig.http.post(f"{rig.url}/slack/events", data=body.encode(),
-                             headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, body)}) as response:
+    async with rig.http.post(
+        f"{rig.url}/slack/events", data=body.encode(), headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, body)}
+    ) as response:
         assert response.status == 200
         return await response.text()
 
@@ -327,8 +349,15 @@ async def test_sponsor_and_admin_commands_are_refused_to_others_and_audited(rig:
 async def test_app_home_shows_the_members_own_streak(rig: Rig) -> None:
     await _deliver_checklists(rig)
     _email, user = await _first_slack_member(rig)
-    event = {"token": "x", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback", "event_id": "Ev1", "event_time": 1,
-             "event": {"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": "home"}}
+    event = {
+        "token": "x",
+        "team_id": TEAM,
+        "api_app_id": "A0001",
+        "type": "event_callback",
+        "event_id": "Ev1",
+        "event_time": 1,
+        "event": {"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": "home"},
+    }
     assert (await rig.post(json.dumps(event), "application/json")).status == 200
     view = (await _wait_for(lambda: rig.fake.called("views.publish")))[-1].params["view"]
     assert view["type"] == "home" and "Streak: 0 weeks in a row" in json.dumps(view)
@@ -343,7 +372,7 @@ async def test_members_nobody_has_are_reported_not_dropped(rig: Rig) -> None:
     assert any("teams is not configured" in line for line in unresolved)
 
 
-async def _wait_for(condition, timeout: float = 5.0):  # noqa: ANN001, ANN202 - a test helper
+async def _wait_for(condition, timeout: float = 5.0):
     """Poll until ``condition()`` is truthy (work after the ack runs in the background)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -38,11 +38,16 @@ def test_a_long_message_is_cut_to_50_blocks_and_says_so() -> None:
 
 
 def test_choices_become_buttons_carrying_their_value_and_selection() -> None:
-    blocks = to_blocks(Message("x", (Header("Week 1"), Section("Q?", (Choice("Yes", "v1", selected=True), Choice("No", "v2")), block_id="q:a"))))
+    blocks = to_blocks(
+        Message("x", (Header("Week 1"), Section("Q?", (Choice("Yes", "v1", selected=True), Choice("No", "v2")), block_id="q:a")))
+    )
     header, section, actions = blocks
     assert header["type"] == "header" and section["type"] == "section"
     assert actions["block_id"] == "q:a"
-    assert [(e["text"]["text"], e["value"], e.get("style")) for e in actions["elements"]] == [("✓ Yes", "v1", "primary"), ("No", "v2", None)]
+    assert [(e["text"]["text"], e["value"], e.get("style")) for e in actions["elements"]] == [
+        ("✓ Yes", "v1", "primary"),
+        ("No", "v2", None),
+    ]
     assert len({e["action_id"] for e in actions["elements"]}) == 2
 
 

@@ -39,7 +39,9 @@ async def test_two_workspaces_install_and_each_is_sent_to_with_its_own_token(db:
     async with running_fake_slack() as fake:
         fake.oauth_teams = [("TALPHA", "xoxb-alpha"), ("TBETA", "xoxb-beta")]
         fake.add_user("ana@example.com", "TBETA", "UANA")
-        settings = Settings(database_url=db_url, slack_client_id="cid", slack_client_secret="csecret", slack_signing_secret="s", slack_api_url=fake.url)
+        settings = Settings(
+            database_url=db_url, slack_client_id="cid", slack_client_secret="csecret", slack_signing_secret="s", slack_api_url=fake.url
+        )
         app = build(settings)
         server = TestServer(make_web_app(app), host="127.0.0.1")
         await server.start_server()
@@ -64,12 +66,17 @@ async def test_two_workspaces_install_and_each_is_sent_to_with_its_own_token(db:
 async def test_an_install_with_a_forged_state_is_refused_and_stores_nothing(db: Database, db_url: str) -> None:
     async with running_fake_slack() as fake:
         fake.oauth_teams = [("TALPHA", "xoxb-alpha")]
-        settings = Settings(database_url=db_url, slack_client_id="cid", slack_client_secret="csecret", slack_signing_secret="s", slack_api_url=fake.url)
+        settings = Settings(
+            database_url=db_url, slack_client_id="cid", slack_client_secret="csecret", slack_signing_secret="s", slack_api_url=fake.url
+        )
         app = build(settings)
         server = TestServer(make_web_app(app), host="127.0.0.1")
         await server.start_server()
         try:
-            async with aiohttp.ClientSession() as http, http.get(f"{str(server.make_url('')).rstrip('/')}/slack/oauth_redirect?code=c&state=forged") as response:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{str(server.make_url('')).rstrip('/')}/slack/oauth_redirect?code=c&state=forged") as response,
+            ):
                 assert response.status == 400
             assert fake.called("oauth.v2.access") == []
             async with db.engine.connect() as conn:

@@ -14,10 +14,17 @@ from tests.adapters.test_slack import TEAM, Rig, _command, _wait_for, interactio
 
 
 def _dm_event(user: str, text: str, event_id: str, ts: str) -> str:
-    return json.dumps({
-        "token": "x", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback", "event_id": event_id, "event_time": 1,
-        "event": {"type": "message", "channel_type": "im", "channel": f"D{user}", "user": user, "text": text, "ts": ts},
-    })
+    return json.dumps(
+        {
+            "token": "x",
+            "team_id": TEAM,
+            "api_app_id": "A0001",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1,
+            "event": {"type": "message", "channel_type": "im", "channel": f"D{user}", "user": user, "text": text, "ts": ts},
+        }
+    )
 
 
 async def _slack_member(rig: Rig) -> str:
@@ -35,7 +42,9 @@ async def test_a_dm_turn_is_acknowledged_then_answered_in_place_of_a_thinking_me
     user = await _slack_member(rig)
     assert "Pick a scenario" in await _command(rig, user, "rehearse")
     assert "Rehearsal started" in await _command(rig, user, "rehearse vp-decision-huddles")
-    response = await rig.post(_dm_event(user, "Can we trial a weekly 15-minute decision huddle for six weeks?", "Ev1", "1767700000.000100"), "application/json")
+    response = await rig.post(
+        _dm_event(user, "Can we trial a weekly 15-minute decision huddle for six weeks?", "Ev1", "1767700000.000100"), "application/json"
+    )
     assert response.status == 200  # acknowledged at once; the answer follows
     update = (await _wait_for(lambda: rig.fake.called("chat.update")))[-1]
     posts = [c for c in rig.fake.called("chat.postMessage") if c.params["channel"] == user]
@@ -43,7 +52,9 @@ async def test_a_dm_turn_is_acknowledged_then_answered_in_place_of_a_thinking_me
     assert update.params["ts"] and "thinking" not in json.dumps(update.params["blocks"])
     assert thinking.params["text"] != update.params["text"]
     # Slack retrying the same event changes nothing.
-    await rig.post(_dm_event(user, "Can we trial a weekly 15-minute decision huddle for six weeks?", "Ev1", "1767700000.000100"), "application/json")
+    await rig.post(
+        _dm_event(user, "Can we trial a weekly 15-minute decision huddle for six weeks?", "Ev1", "1767700000.000100"), "application/json"
+    )
     await rig.app.rehearsals.drain()
     assert len(rig.fake.called("chat.update")) == 1
 
@@ -63,14 +74,36 @@ async def test_a_coach_edits_flagged_feedback_in_a_dialog_and_the_leader_gets_th
     await rig.app.deliverer.deliver_due(await rig.app.programs.get(), lambda: datetime.now(UTC))
     (channel, ts), posted = next((k, m) for k, m in rig.fake.messages.items() if k[0] == "C0REVIEW")
     assert "Flagged because" in json.dumps(posted["blocks"])
-    edit = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": "UCOACH", "team_id": TEAM}, "trigger_id": "t1",
-            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
-            "actions": [{"type": "button", "action_id": "reinforce:1", "block_id": "review", "value": f"review|{review_id}|edit", "action_ts": "1767700002.0"}]}
+    edit = {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": "UCOACH", "team_id": TEAM},
+        "trigger_id": "t1",
+        "container": {"type": "message", "channel_id": channel, "message_ts": ts},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": "reinforce:1",
+                "block_id": "review",
+                "value": f"review|{review_id}|edit",
+                "action_ts": "1767700002.0",
+            }
+        ],
+    }
     assert (await rig.post(interaction_body(edit))).status == 200
     modal = (await _wait_for(lambda: rig.fake.called("views.open")))[-1].params["view"]
     assert modal["title"]["text"] == "Edit the feedback"
-    submission = {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": "UCOACH", "team_id": TEAM},
-                  "view": {**modal, "id": "V9", "hash": "h", "state": {"values": {"note": {"text": {"value": "Focus on the trial's benefits, not on consequences for people."}}}}}}
+    submission = {
+        "type": "view_submission",
+        "team": {"id": TEAM},
+        "user": {"id": "UCOACH", "team_id": TEAM},
+        "view": {
+            **modal,
+            "id": "V9",
+            "hash": "h",
+            "state": {"values": {"note": {"text": {"value": "Focus on the trial's benefits, not on consequences for people."}}}},
+        },
+    }
     assert (await rig.post(interaction_body(submission))).status == 200
     async with rig.db.session() as session:
         review = await session.scalar(select(FeedbackReview))

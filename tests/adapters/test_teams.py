@@ -114,14 +114,18 @@ async def _consented_checklist(rig: Rig, email: str = "carla@example.com") -> tu
     conversation = personal_conversation(account)
     consent_id, consent = _last_card(rig, conversation)
     accept = _button(consent, "Accept")
-    assert await rig.post(card_submit(rig.fake.url, TENANT, BOT, account, consent_id, accept["data"], timestamp="2026-01-05T10:00:00Z")) == 201
+    assert (
+        await rig.post(card_submit(rig.fake.url, TENANT, BOT, account, consent_id, accept["data"], timestamp="2026-01-05T10:00:00Z")) == 201
+    )
     await deliver_outbox(rig.db, await rig.app.programs.get(), rig.app.chats, MONDAY + timedelta(hours=2))
     card_id, card = _last_card(rig, conversation)
     return account, card_id, card
 
 
 def _last_card(rig: Rig, conversation: str) -> tuple[str, dict[str, Any]]:
-    (_conversation, activity_id), activity = [(k, v) for k, v in rig.fake.messages.items() if k[0] == conversation and v.get("attachments")][-1]
+    (_conversation, activity_id), activity = [
+        (k, v) for k, v in rig.fake.messages.items() if k[0] == conversation and v.get("attachments")
+    ][-1]
     return activity_id, activity["attachments"][0]["content"]
 
 
@@ -212,7 +216,11 @@ async def test_consent_card_then_checklist_card_are_sent_proactively_and_accepti
     assert ChoiceRef.decode(_button(card, "Submit")["data"]["context"]).action == "note"
     async with rig.db.session() as session:
         delivery = await session.scalar(select(Delivery).where(Delivery.kind == "checklist"))
-    assert (delivery.status, delivery.message_ref["conversation"], delivery.message_ref["service_url"]) == ("sent", conversation, rig.fake.url)
+    assert (delivery.status, delivery.message_ref["conversation"], delivery.message_ref["service_url"]) == (
+        "sent",
+        conversation,
+        rig.fake.url,
+    )
     accepted = rig.fake.called("update")[0]  # the consent card, updated in place when Accept was pressed
     assert accepted.conversation == conversation and "Thank you" in json.dumps(accepted.body["attachments"][0]["content"])
 
@@ -228,7 +236,11 @@ async def test_same_card_submit_delivered_twice_stores_the_answers_once_and_upda
     assert await rig.count(BehaviorSignal) == 2  # one per answer, however often the submit arrives
     updated = rig.fake.messages[(personal_conversation(account), card_id)]["attachments"][0]["content"]
     chosen = {e["id"]: e.get("value") for e in updated["body"] if e["type"] == "Input.ChoiceSet"}
-    assert chosen == {"q:decision_huddle": value["q:decision_huddle"], "q:escalate_24h": value["q:escalate_24h"], "q:specific_feedback": None}
+    assert chosen == {
+        "q:decision_huddle": value["q:decision_huddle"],
+        "q:escalate_24h": value["q:escalate_24h"],
+        "q:specific_feedback": None,
+    }
     assert "2 of 3 answered." in json.dumps(updated)
 
 
@@ -246,7 +258,9 @@ async def test_an_empty_submit_is_refused_a_later_changed_answer_wins_and_a_note
     assert await rig.count(CheckinAnswer) == 0  # an empty submit stores nothing and says what to do
     assert any("Choose an answer" in t for t in rig.fake.texts(personal_conversation(account)))
     first = _checklist_submit(card, {"q:decision_huddle": "No"})
-    second = _checklist_submit(card, {"q:decision_huddle": "Partly", "q:escalate_24h": "Yes", "q:specific_feedback": "Yes"}, note="Huddle on Tuesday")
+    second = _checklist_submit(
+        card, {"q:decision_huddle": "Partly", "q:escalate_24h": "Yes", "q:specific_feedback": "Yes"}, note="Huddle on Tuesday"
+    )
     for i, value in enumerate((first, second)):
         assert await rig.post(card_submit(rig.fake.url, TENANT, BOT, account, card_id, value, timestamp=f"2026-01-05T11:0{i}:00Z")) == 201
     async with rig.db.session() as session:
@@ -310,7 +324,12 @@ async def test_digest_card_with_its_chart_is_posted_to_the_sponsor_channel(rig: 
     chart = _small_png()
     digest = Message(
         "Wave B, week 1: participation 80%",
-        (Header("Wave B — week 1"), Section("Participation: 8 of 10 members answered."), Image("Adoption by week", data=chart), Context("Figures from fewer than 5 people are not shown.")),
+        (
+            Header("Wave B — week 1"),
+            Section("Participation: 8 of 10 members answered."),
+            Image("Adoption by week", data=chart),
+            Context("Figures from fewer than 5 people are not shown."),
+        ),
     )
     ref = await rig.app.chats["teams"].send(Recipient("teams", channel_id=SPONSOR_CHANNEL), digest)
     assert (ref["conversation"], ref["service_url"]) == (SPONSOR_CHANNEL, rig.fake.url)
@@ -389,7 +408,11 @@ async def test_a_throttled_delivery_is_retried_after_retry_after(rig: Rig) -> No
     rig.fake.fail("send", 429, retry_after=30)
     await _deliver(rig)
     async with rig.db.session() as session:
-        delivery = await session.scalar(select(Delivery).where(Delivery.kind == "consent", Delivery.person_id == (await people.by_email(session, "rosa@example.com")).id))
+        delivery = await session.scalar(
+            select(Delivery).where(
+                Delivery.kind == "consent", Delivery.person_id == (await people.by_email(session, "rosa@example.com")).id
+            )
+        )
     assert delivery.status == "pending" and delivery.next_attempt_at == MONDAY + timedelta(seconds=30)
 
 
@@ -436,7 +459,13 @@ async def test_one_digest_counts_slack_and_teams_members_of_a_cohort(rig: Rig) -
             await people.set_consent(session, person.id, "accepted", MONDAY)
     answering = [p for p in members if p.platform == "slack"][:3] + [p for p in members if p.platform == "teams"][:3]
     clicks = [
-        Click(p.platform or "", f"e{p.id}", p.platform_user_id or "", ChoiceRef("pilot-a", WEEK, "decision_huddle", "yes").encode(), MONDAY + timedelta(hours=12))
+        Click(
+            p.platform or "",
+            f"e{p.id}",
+            p.platform_user_id or "",
+            ChoiceRef("pilot-a", WEEK, "decision_huddle", "yes").encode(),
+            MONDAY + timedelta(hours=12),
+        )
         for p in answering
     ]
     assert {o.status for o in await record_answers(rig.db, program, clicks)} == {"recorded"}

@@ -95,8 +95,13 @@ async def _rig(db: Database, db_url: str, key: SigningKey, *, outbound: bool) ->
         fake.add_member(TENANT, "carla@example.com", "Carla")
         app = build(Settings(database_url=db_url, microsoft_app_id=APP_ID, microsoft_app_password="app-password"))
         if outbound:
-            app.teams = TeamsAdapter(app.inbound, AddressBook(app.db, "teams"), app_id=APP_ID, app_password="app-password",
-                                     credentials_factory=FixedTokenCredentials(APP_ID, "app-password"))
+            app.teams = TeamsAdapter(
+                app.inbound,
+                AddressBook(app.db, "teams"),
+                app_id=APP_ID,
+                app_password="app-password",
+                credentials_factory=FixedTokenCredentials(APP_ID, "app-password"),
+            )
             app.chats["teams"] = app.teams.chat
         async with db.session() as session:
             await save_program(session, program, "examples/program.yaml", datetime(2026, 1, 5, tzinfo=UTC))

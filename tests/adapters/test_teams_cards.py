@@ -66,7 +66,9 @@ def test_answers_given_are_preselected_and_the_note_shown() -> None:
 
 
 def test_buttons_outside_a_checklist_submit_their_value() -> None:
-    card = to_card(Message("consent", (Section("May I?", (Choice("Accept", ACCEPT), Choice("Not now", DECLINE, selected=True)), block_id="consent"),)))
+    card = to_card(
+        Message("consent", (Section("May I?", (Choice("Accept", ACCEPT), Choice("Not now", DECLINE, selected=True)), block_id="consent"),))
+    )
     buttons = next(e for e in card["body"] if e["type"] == "ActionSet")["actions"]
     assert [(b["title"], b["data"]["value"]) for b in buttons] == [("Accept", ACCEPT), ("✓ Not now", DECLINE)]
     assert buttons[1]["style"] == "positive" and "actions" not in card
@@ -100,10 +102,22 @@ def test_a_message_without_blocks_shows_its_text() -> None:
 
 
 def test_checklist_submit_is_read_in_a_stable_order_with_its_note_and_context() -> None:
-    data = {"q:b": "answer|c|2026-W02|b|no", "reinforce": "checklist", "note": "n", "q:a": "answer|c|2026-W02|a|yes", "q:c": "", "context": "note|c|2026-W02|-|-"}
+    data = {
+        "q:b": "answer|c|2026-W02|b|no",
+        "reinforce": "checklist",
+        "note": "n",
+        "q:a": "answer|c|2026-W02|a|yes",
+        "q:c": "",
+        "context": "note|c|2026-W02|-|-",
+    }
     submit = parse_submit(data)
     assert submit is not None
-    assert (submit.kind, submit.values, submit.note, submit.context) == ("checklist", ("answer|c|2026-W02|a|yes", "answer|c|2026-W02|b|no"), "n", "note|c|2026-W02|-|-")
+    assert (submit.kind, submit.values, submit.note, submit.context) == (
+        "checklist",
+        ("answer|c|2026-W02|a|yes", "answer|c|2026-W02|b|no"),
+        "n",
+        "note|c|2026-W02|-|-",
+    )
 
 
 def test_a_button_submit_is_a_click_and_anything_else_is_not_ours() -> None:

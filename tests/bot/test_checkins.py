@@ -106,7 +106,9 @@ async def test_changing_an_answer_keeps_the_last_one_and_updates_the_message(db:
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["apart", "in-one-batch"])
-async def test_an_older_click_arriving_late_changes_nothing_and_shows_the_newer_answer(db: Database, program: Program, together: bool) -> None:
+async def test_an_older_click_arriving_late_changes_nothing_and_shows_the_newer_answer(
+    db: Database, program: Program, together: bool
+) -> None:
     chat = ConsoleChat()
     await _consent_all(db)
     await _deliver_week(db, program, chat)

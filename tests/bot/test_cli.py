@@ -114,7 +114,11 @@ def test_serve_answers_health_and_metrics_and_says_what_is_not_configured(tmp_pa
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=_env(DATABASE_URL=url), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=_env(DATABASE_URL=url),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -139,8 +143,12 @@ def test_worker_starts_explains_and_stops_on_sigterm(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     reinforce("db", "upgrade", DATABASE_URL=url)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker"], env=_env(DATABASE_URL=url), cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "bot", "worker"],
+        env=_env(DATABASE_URL=url),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines = []
     try:
@@ -203,7 +211,9 @@ def test_forget_of_something_that_names_nobody_is_one_line_and_exit_1(tmp_path: 
 
 
 def _rehearse(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", "rehearse", *args], input=stdin, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "rehearse", *args], input=stdin, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120
+    )
 
 
 def test_rehearse_in_the_terminal_plays_the_stakeholder_then_gives_rubric_feedback_with_its_review_status() -> None:

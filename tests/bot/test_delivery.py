@@ -51,8 +51,17 @@ async def _program_with(db: Database, members: int) -> Program:
         for i, person in enumerate((await session.scalars(select(Person).where(Person.email.like("m%")).order_by(Person.id))).all()):
             await people.set_consent(session, person.id, "accepted", T0)
             person.platform_user_id = f"T1:U{i}"
-            await outbox.enqueue(session, key=f"checklist:{person.id}:pilot-a:2026-W02", kind="checklist", period="2026-W02", due_at=T0,
-                                 person_id=person.id, cohort_id=1, platform="slack", payload={"cohort": "pilot-a", "week": "2026-W02"})
+            await outbox.enqueue(
+                session,
+                key=f"checklist:{person.id}:pilot-a:2026-W02",
+                kind="checklist",
+                period="2026-W02",
+                due_at=T0,
+                person_id=person.id,
+                cohort_id=1,
+                platform="slack",
+                payload={"cohort": "pilot-a", "week": "2026-W02"},
+            )
     return program
 
 
@@ -134,7 +143,7 @@ async def test_nothing_is_retried_forever(db: Database, fake: FakeSlack) -> None
     fake.fail("chat.postMessage", status=503, times=1000)
     clock = Clock()
     await _drain(_deliverer(db, fake), program, clock, rounds=40)
-    (status, reason), = (await _statuses(db)).values()
+    ((status, reason),) = (await _statuses(db)).values()
     assert status == "failed" and reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
     assert len(fake.called("chat.postMessage")) == MAX_ATTEMPTS
 
@@ -150,14 +159,16 @@ async def test_under_random_faults_every_message_arrives_exactly_once(db: Databa
     assert {s for s, _e in (await _statuses(db)).values()} == {"sent"}
 
 
-async def test_outcomes_whose_commit_failed_are_recorded_before_giving_up(db: Database, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_outcomes_whose_commit_failed_are_recorded_before_giving_up(
+    db: Database, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The database refusing one commit must not leave sent messages looking unsent (their
     lease would run out and they would be sent again)."""
     program = await _program_with(db, 3)
     fake.fail("chat.postMessage", hang=0.3, times=3)  # answered slowly: the outcomes come back together
     real_mark, calls = outbox.mark_many, []
 
-    async def mark_once_failing(session, outcomes):  # noqa: ANN001, ANN202 - the seam has no protocol
+    async def mark_once_failing(session, outcomes):
         calls.append(len(outcomes))
         if len(calls) == 1:
             raise RuntimeError("the database went away for a moment")
@@ -205,7 +216,7 @@ async def test_with_nothing_due_a_round_claims_once(db: Database, fake: FakeSlac
     assert (await deliverer.deliver_due(program, clock)).sent == 2
     real_claim, claims = outbox.claim_due, []
 
-    async def counting_claim(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the seam has no protocol
+    async def counting_claim(*args, **kwargs):
         claims.append(1)
         return await real_claim(*args, **kwargs)
 

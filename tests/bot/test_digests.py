@@ -39,7 +39,10 @@ async def answer_every_week(db: Database, upto: IsoWeek = W10) -> None:
     async with db.session() as session:
         members = (
             await session.execute(
-                select(Cohort.key, Cohort.id, Membership.person_id).join(Membership, Membership.cohort_id == Cohort.id).where(Membership.role == "participant").order_by(Membership.person_id)
+                select(Cohort.key, Cohort.id, Membership.person_id)
+                .join(Membership, Membership.cohort_id == Cohort.id)
+                .where(Membership.role == "participant")
+                .order_by(Membership.person_id)
             )
         ).all()
         yes = {"pilot-a": 12, "wave-b": 6}
@@ -50,7 +53,17 @@ async def answer_every_week(db: Database, upto: IsoWeek = W10) -> None:
                 week = IsoWeek(2026, 2) + i
                 for behavior in (HUDDLE, "escalate_24h", "specific_feedback"):
                     value = 1.0 if week < upto or rank[key] <= yes[key] else 0.0
-                    rows.append(dict(person_id=person_id, cohort_id=cohort_id, behavior_key=behavior, week=str(week), value=value, source="checkin", recorded_at=LOADED))
+                    rows.append(
+                        dict(
+                            person_id=person_id,
+                            cohort_id=cohort_id,
+                            behavior_key=behavior,
+                            week=str(week),
+                            value=value,
+                            source="checkin",
+                            recorded_at=LOADED,
+                        )
+                    )
         await session.execute(insert(BehaviorSignal), rows)
 
 
@@ -140,7 +153,14 @@ async def test_queue_digest_puts_one_post_per_cohort_week_in_the_outbox(db: Data
     async with db.session() as session:
         row = await session.scalar(select(Delivery))
     assert row is not None
-    assert (row.idempotency_key, row.kind, row.period, row.platform, row.target, row.person_id) == (digest_key("pilot-a", W10), "digest", "2026-W10", "slack", "C0SPONSOR", None)
+    assert (row.idempotency_key, row.kind, row.period, row.platform, row.target, row.person_id) == (
+        digest_key("pilot-a", W10),
+        "digest",
+        "2026-W10",
+        "slack",
+        "C0SPONSOR",
+        None,
+    )
     assert row.payload == {"cohort": "pilot-a", "week": "2026-W10"}
     assert await count(db, Delivery) == 1
 
@@ -173,7 +193,14 @@ async def loaded_sqlite(tmp_path: Path) -> str:
 
 def reinforce(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, url: str) -> tuple[int, str, str]:
     """Run the CLI in this process (a subprocess costs a second of start-up per call)."""
-    for name in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "MICROSOFT_APP_ID"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "MICROSOFT_APP_ID",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", url)
     code = main(list(args))
@@ -197,7 +224,9 @@ def test_cli_digest_json_has_the_figures_and_post_without_a_platform_is_refused(
     )
 
 
-def test_cli_digest_text_for_an_unknown_cohort_is_one_line(loaded_sqlite: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_digest_text_for_an_unknown_cohort_is_one_line(
+    loaded_sqlite: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _out, err = reinforce(monkeypatch, capsys, "digest", "nope", url=loaded_sqlite)
 
     assert code == 1

@@ -95,7 +95,9 @@ def test_an_empty_key_is_refused() -> None:
         Pseudonyms(b"")
 
 
-def test_cli_export_without_a_key_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_without_a_key_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("REINFORCE_PSEUDONYM_KEY", raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'r.db'}")
 

@@ -27,9 +27,7 @@ async def program(db: Database) -> Program:
     data = load_program(str(EXAMPLE)).model_dump(mode="json")
     zones = ["Europe/Lisbon", "America/New_York", "Asia/Kolkata", "Pacific/Auckland"]
     for cohort in data["cohorts"]:
-        cohort["members"] = [
-            {"email": f"{cohort['key']}-{i}@example.com", "platform": "slack", "timezone": zones[i % 4]} for i in range(8)
-        ]
+        cohort["members"] = [{"email": f"{cohort['key']}-{i}@example.com", "platform": "slack", "timezone": zones[i % 4]} for i in range(8)]
     program = parse_program(data, "test")
     async with db.session() as session:
         await save_program(session, program, "test", LOADED)
@@ -66,7 +64,10 @@ async def test_auckland_gets_its_week_two_checklist_while_it_is_still_sunday_in_
     at = _local("2026-01-12", "09:15", "Pacific/Auckland")
     assert at.astimezone(UTC).weekday() == 6  # Sunday in UTC
     await tick(db, program, at)
-    assert {(email.split("-")[-1], period) for _k, email, period in await _queued(db, "checklist")} == {("3@example.com", "2026-W03"), ("7@example.com", "2026-W03")}
+    assert {(email.split("-")[-1], period) for _k, email, period in await _queued(db, "checklist")} == {
+        ("3@example.com", "2026-W03"),
+        ("7@example.com", "2026-W03"),
+    }
 
 
 async def test_ticking_again_or_twice_at_once_queues_nothing_twice(db: Database, db_url: str, program: Program) -> None:
@@ -91,8 +92,17 @@ async def test_a_reminder_goes_only_to_those_who_have_not_answered(db: Database,
         cohort_id = (await people.participations(session, answered.id))[0].id
         week = IsoWeek.of(monday)
         for key in program.cohorts[0].checklist:
-            await checkins.save_answer(session, person_id=answered.id, cohort_id=cohort_id, week=week, behavior_key=key, value="yes",
-                                       signal=1.0, answered_at=monday, event_id=f"e-{key}")
+            await checkins.save_answer(
+                session,
+                person_id=answered.id,
+                cohort_id=cohort_id,
+                week=week,
+                behavior_key=key,
+                value="yes",
+                signal=1.0,
+                answered_at=monday,
+                event_id=f"e-{key}",
+            )
     await tick(db, program, _local("2026-01-07", "14:30", "Europe/Lisbon"))
     reminded = {email for _k, email, _p in await _queued(db, "reminder")}
     assert answered.email not in reminded
@@ -106,8 +116,17 @@ async def test_coaching_nudges_go_to_members_with_answers_aimed_at_their_weakest
         member = (await session.scalars(select(Person).where(Person.timezone == "Europe/Lisbon").order_by(Person.id))).first()
         cohort_id = (await people.participations(session, member.id))[0].id
         for key, value, signal in (("decision_huddle", "yes", 1.0), ("escalate_24h", "no", 0.0), ("specific_feedback", "yes", 1.0)):
-            await checkins.save_answer(session, person_id=member.id, cohort_id=cohort_id, week=IsoWeek.of(monday), behavior_key=key,
-                                       value=value, signal=signal, answered_at=monday, event_id=f"e-{key}")
+            await checkins.save_answer(
+                session,
+                person_id=member.id,
+                cohort_id=cohort_id,
+                week=IsoWeek.of(monday),
+                behavior_key=key,
+                value=value,
+                signal=signal,
+                answered_at=monday,
+                event_id=f"e-{key}",
+            )
     await tick(db, program, _local("2026-01-08", "10:30", "Europe/Lisbon"))
     async with db.session() as session:
         nudges = (await session.execute(select(Delivery.person_id, Delivery.payload).where(Delivery.kind == "nudge"))).all()
@@ -121,7 +140,9 @@ async def test_the_digest_is_queued_once_on_its_slot_in_the_sponsor_channels_zon
     await tick(db, program, friday)
     await tick(db, program, friday + timedelta(hours=1))
     async with db.session() as session:
-        digests = (await session.execute(select(Delivery.platform, Delivery.target, Delivery.period).where(Delivery.kind == "digest"))).all()
+        digests = (
+            await session.execute(select(Delivery.platform, Delivery.target, Delivery.period).where(Delivery.kind == "digest"))
+        ).all()
     assert ("slack", "C0SPONSOR", "2026-W02") in digests
     assert len([d for d in digests if d[1] == "C0SPONSOR"]) == 1
 
@@ -162,8 +183,17 @@ async def test_not_for_me_is_stored_shown_and_counted_for_the_program_owner(db: 
         member.platform_user_id = "T1:U1"
         cohort_id = (await people.participations(session, member.id))[0].id
         for key, value, signal in (("decision_huddle", "yes", 1.0), ("escalate_24h", "no", 0.0), ("specific_feedback", "yes", 1.0)):
-            await checkins.save_answer(session, person_id=member.id, cohort_id=cohort_id, week=IsoWeek.of(monday), behavior_key=key,
-                                       value=value, signal=signal, answered_at=monday, event_id=f"e-{key}")
+            await checkins.save_answer(
+                session,
+                person_id=member.id,
+                cohort_id=cohort_id,
+                week=IsoWeek.of(monday),
+                behavior_key=key,
+                value=value,
+                signal=signal,
+                answered_at=monday,
+                event_id=f"e-{key}",
+            )
     await tick(db, program, _local("2026-01-08", "10:30", "Europe/Lisbon"))
     async with db.session() as session:
         payload = await session.scalar(select(Delivery.payload).where(Delivery.kind == "nudge"))
@@ -182,7 +212,11 @@ async def test_the_consent_request_waits_for_the_members_morning(db: Database, p
     at = _local("2026-01-05", "10:00", "Europe/Lisbon")  # 05:00 in New York
     await tick(db, program, at)
     async with db.session() as session:
-        rows = (await session.execute(select(Person.timezone, Delivery.due_at).join(Person, Person.id == Delivery.person_id).where(Delivery.kind == "consent"))).all()
+        rows = (
+            await session.execute(
+                select(Person.timezone, Delivery.due_at).join(Person, Person.id == Delivery.person_id).where(Delivery.kind == "consent")
+            )
+        ).all()
     due = {zone: when for zone, when in rows}
     assert due["Europe/Lisbon"] == at
     assert due["America/New_York"] == _local("2026-01-05", "08:00", "America/New_York")

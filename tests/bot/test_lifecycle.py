@@ -13,7 +13,16 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import build
-from bot.lifecycle import FORGET_ACTION, PURGE_ACTION, LifecycleError, forget_lines, forget_person, forget_warning, purge_expired, when_forgotten
+from bot.lifecycle import (
+    FORGET_ACTION,
+    PURGE_ACTION,
+    LifecycleError,
+    forget_lines,
+    forget_person,
+    forget_warning,
+    purge_expired,
+    when_forgotten,
+)
 from bot.settings import Settings
 from bot.worker import tick_job
 from nudges.consent import ACCEPT
@@ -72,9 +81,14 @@ async def test_forget_lines_name_what_went_and_warn_when_the_program_file_still_
     await seed(db, ("ana@example.com",))
     report = await forget_person(db, "ana@example.com", "cli", NOW)
     lines = forget_lines(report)
-    assert lines[0].startswith("forgot ana@example.com: deleted 2 answers, 2 signals, 1 notes, 1 skipped or snoozed weeks, 1 nudge ratings, 1 rehearsals")
+    assert lines[0].startswith(
+        "forgot ana@example.com: deleted 2 answers, 2 signals, 1 notes, 1 skipped or snoozed weeks, 1 nudge ratings, 1 rehearsals"
+    )
     assert lines[0].endswith("1 person record")
-    assert lines[1] == f"replaced their name or id with {report.receipt} in 3 audit entries, 1 stored program versions, 1 Slack install records"
+    assert (
+        lines[1]
+        == f"replaced their name or id with {report.receipt} in 3 audit entries, 1 stored program versions, 1 Slack install records"
+    )
     assert "stay there" in lines[2]
     assert "remove them from the program file" in (forget_warning(report) or "")
 
@@ -172,14 +186,37 @@ async def test_a_slack_member_who_consented_answered_noted_rehearsed_and_was_ref
     _channel, _ts, add_note = rig.slack_button(email, "actions", "Add a note")
     assert await rig.slack_click(email, add_note, channel=channel, ts=ts, action_ts="1767610001.000100") == 200
     modal = (await wait_for(lambda: rig.slack.called("views.open")))[-1].params["view"]
-    note = {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": user, "team_id": TEAM},
-            "view": {**modal, "id": "V1", "hash": "h1", "state": {"values": {"note": {"text": {"type": "plain_text_input", "value": "my private note"}}}}}}
+    note = {
+        "type": "view_submission",
+        "team": {"id": TEAM},
+        "user": {"id": user, "team_id": TEAM},
+        "view": {
+            **modal,
+            "id": "V1",
+            "hash": "h1",
+            "state": {"values": {"note": {"text": {"type": "plain_text_input", "value": "my private note"}}}},
+        },
+    }
     assert (await rig.slack_post(interaction_body(note)))[0] == 200
     assert "Only sponsors" in await rig.slack_command(email, "digest pilot-a")
     assert "Rehearsal started" in await rig.slack_command(email, "rehearse vp-decision-huddles")
     for i, text in enumerate(("Can we trial a weekly decision huddle?", "done")):
-        event = {"token": "x", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback", "event_id": f"Ev{i}", "event_time": 1,
-                 "event": {"type": "message", "channel_type": "im", "channel": f"D{user}", "user": user, "text": text, "ts": f"176770000{i}.000100"}}
+        event = {
+            "token": "x",
+            "team_id": TEAM,
+            "api_app_id": "A0001",
+            "type": "event_callback",
+            "event_id": f"Ev{i}",
+            "event_time": 1,
+            "event": {
+                "type": "message",
+                "channel_type": "im",
+                "channel": f"D{user}",
+                "user": user,
+                "text": text,
+                "ts": f"176770000{i}.000100",
+            },
+        }
         assert (await rig.slack_post(json.dumps(event), "application/json"))[0] == 200
         await rig.app.rehearsals.drain()
     naming = await rows_naming(rig.db, person_id, {email, f"{TEAM}:{user}", user}, {"Ana"})
@@ -206,7 +243,12 @@ async def test_a_teams_member_forgotten_by_platform_id_leaves_no_row_and_is_a_st
     assert await rig.teams_post(card_submit(rig.teams.url, TENANT, BOT, account, card_id, value, timestamp="2026-01-05T11:00:00Z")) == 201
     assert "Only admins" in await rig.teams_say(email, "status")
     needles = {email, member, account["aadObjectId"], account["id"]}
-    assert {w.split(".")[0] for w in await rows_naming(rig.db, person_id, needles, {"Carla"})} >= {"checkin_answers", "checkin_notes", "conversation_refs", "audit_log"}
+    assert {w.split(".")[0] for w in await rows_naming(rig.db, person_id, needles, {"Carla"})} >= {
+        "checkin_answers",
+        "checkin_notes",
+        "conversation_refs",
+        "audit_log",
+    }
 
     report = await forget_person(rig.db, f"teams:{member}", "cli", datetime.now(UTC))
     assert report.held and report.deleted["conversation_refs"] == 1

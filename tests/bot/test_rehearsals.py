@@ -50,7 +50,11 @@ async def _rig(db: Database, coach_port: object) -> Rig:
         await save_program(session, program, "test", NOW)
         leader = program.cohorts[0].members[0]
         ids = {}
-        for email, platform in ((leader.email, leader.platform), ("coach@example.com", "slack"), (program.cohorts[0].members[1].email, "slack")):
+        for email, platform in (
+            (leader.email, leader.platform),
+            ("coach@example.com", "slack"),
+            (program.cohorts[0].members[1].email, "slack"),
+        ):
             person = await people.by_email(session, email)
             person.platform, person.platform_user_id = platform, f"T1:{email}"
             ids[email] = person.platform_user_id
@@ -62,7 +66,9 @@ async def _rig(db: Database, coach_port: object) -> Rig:
     rehearsals = Rehearsals(db, programs, book, coach_port, chats)  # type: ignore[arg-type]
     deliverer = Deliverer(db, chats, renderers={"review": rehearsals.render_review_row, "review_outcome": rehearsals.render_outcome})
     inbound = InboundHandler(db, programs, chats, rehearsals)
-    return Rig(db, chat, inbound, rehearsals, deliverer, ids[leader.email], ids["coach@example.com"], ids[program.cohorts[0].members[1].email])
+    return Rig(
+        db, chat, inbound, rehearsals, deliverer, ids[leader.email], ids["coach@example.com"], ids[program.cohorts[0].members[1].email]
+    )
 
 
 @pytest.fixture
@@ -166,10 +172,16 @@ async def test_llm_rehearsal_through_the_real_client_stores_usage_and_parses_fee
         await _say(rig, GOOD_PITCH, platform)
         assert "Why would my team give up more time?" in _last(rig)
         criteria = ["clear_ask", "business_outcome", "evidence", "objection_handling", "next_step", "brevity"]
-        server.answer_json({
-            "criteria": [{"criterion": c, "score": 4, "quote": "weekly decision huddle", "suggestion": "Keep it up."} for c in criteria],
-            "next_step": "Send the invite.", "confidence": "high",
-        }, usage=(600, 150))
+        server.answer_json(
+            {
+                "criteria": [
+                    {"criterion": c, "score": 4, "quote": "weekly decision huddle", "suggestion": "Keep it up."} for c in criteria
+                ],
+                "next_step": "Send the invite.",
+                "confidence": "high",
+            },
+            usage=(600, 150),
+        )
         await _say(rig, "done", platform)
         assert "AI feedback — not reviewed" in _last(rig)
         async with rig.db.session() as session:
@@ -180,14 +192,20 @@ async def test_llm_rehearsal_through_the_real_client_stores_usage_and_parses_fee
 
 
 @pytest.mark.parametrize("failure", ["500", "timeout", "unparseable"])
-async def test_llm_failures_end_with_a_clear_message_and_a_flagged_review_never_invented_scores(db: Database, server: FakeOpenAI, failure: str) -> None:
+async def test_llm_failures_end_with_a_clear_message_and_a_flagged_review_never_invented_scores(
+    db: Database, server: FakeOpenAI, failure: str
+) -> None:
     async with OpenAiLlm(model="m", base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=0) as llm:
         rig = await _rig(db, llm)
         platform = await _platform(rig)
         await rig.inbound.command(TextCommand(platform, rig.leader, "rehearse vp-decision-huddles", NOW))
         server.answer("Why now?")
         await _say(rig, GOOD_PITCH, platform)
-        {"500": lambda: server.fail(500, times=5), "timeout": lambda: server.hang(times=5), "unparseable": lambda: server.answer("I liked it!")}[failure]()
+        {
+            "500": lambda: server.fail(500, times=5),
+            "timeout": lambda: server.hang(times=5),
+            "unparseable": lambda: server.answer("I liked it!"),
+        }[failure]()
         await _say(rig, "done", platform)
         shown = _last(rig)
         assert "/5" not in shown and "awaiting coach review" in shown

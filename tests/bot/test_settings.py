@@ -12,9 +12,22 @@ from storage.db import upgrade
 from tests.rig import SECRET, running_rig, wait_for
 
 VARIABLES = [
-    "DATABASE_URL", "PORT", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID",
-    "SLACK_CLIENT_SECRET", "SLACK_API_URL", "MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID",
-    "MICROSOFT_APP_TYPE", "OPENAI_API_KEY", "OPENAI_BASE_URL", "REINFORCE_LLM_MODEL", "REINFORCE_PSEUDONYM_KEY",
+    "DATABASE_URL",
+    "PORT",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+    "SLACK_API_URL",
+    "MICROSOFT_APP_ID",
+    "MICROSOFT_APP_PASSWORD",
+    "MICROSOFT_APP_TENANT_ID",
+    "MICROSOFT_APP_TYPE",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "REINFORCE_LLM_MODEL",
+    "REINFORCE_PSEUDONYM_KEY",
 ]
 
 
@@ -33,18 +46,32 @@ def test_an_empty_environment_gives_the_embedded_defaults() -> None:
 
 def test_every_contract_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     values = {
-        "DATABASE_URL": "postgresql://u@db/reinforce", "PORT": "8080", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s",
-        "SLACK_APP_TOKEN": "xapp-1", "SLACK_CLIENT_ID": "cid", "SLACK_CLIENT_SECRET": "cs", "SLACK_API_URL": "http://127.0.0.1:9/api",
-        "MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": "pw", "MICROSOFT_APP_TENANT_ID": "tenant",
-        "MICROSOFT_APP_TYPE": "SingleTenant", "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
-        "REINFORCE_LLM_MODEL": "llama", "REINFORCE_PSEUDONYM_KEY": "k",
+        "DATABASE_URL": "postgresql://u@db/reinforce",
+        "PORT": "8080",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_APP_TOKEN": "xapp-1",
+        "SLACK_CLIENT_ID": "cid",
+        "SLACK_CLIENT_SECRET": "cs",
+        "SLACK_API_URL": "http://127.0.0.1:9/api",
+        "MICROSOFT_APP_ID": "app",
+        "MICROSOFT_APP_PASSWORD": "pw",
+        "MICROSOFT_APP_TENANT_ID": "tenant",
+        "MICROSOFT_APP_TYPE": "SingleTenant",
+        "OPENAI_API_KEY": "sk",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "REINFORCE_LLM_MODEL": "llama",
+        "REINFORCE_PSEUDONYM_KEY": "k",
     }
     assert set(values) == set(VARIABLES)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     s = load_settings()
     assert (s.database_url, s.port, s.slack_api_url, s.openai_base_url) == (
-        "postgresql://u@db/reinforce", 8080, "http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1/",
+        "postgresql://u@db/reinforce",
+        8080,
+        "http://127.0.0.1:9/api/",
+        "http://127.0.0.1:9/v1/",
     )
     assert (s.microsoft_app_type, s.reinforce_llm_model, s.slack_client_id) == ("SingleTenant", "llama", "cid")
     assert s.reinforce_pseudonym_key.get_secret_value() == "k"
@@ -62,7 +89,10 @@ def test_every_contract_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> Non
         ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET: is required"),
         ({"SLACK_CLIENT_ID": "c", "SLACK_SIGNING_SECRET": "s"}, "SLACK_CLIENT_SECRET: is required when SLACK_CLIENT_ID is set"),
         ({"MICROSOFT_APP_ID": "a"}, "MICROSOFT_APP_PASSWORD: is required when MICROSOFT_APP_ID is set"),
-        ({"MICROSOFT_APP_ID": "a", "MICROSOFT_APP_PASSWORD": "p", "MICROSOFT_APP_TYPE": "SingleTenant"}, "MICROSOFT_APP_TENANT_ID: is required"),
+        (
+            {"MICROSOFT_APP_ID": "a", "MICROSOFT_APP_PASSWORD": "p", "MICROSOFT_APP_TYPE": "SingleTenant"},
+            "MICROSOFT_APP_TENANT_ID: is required",
+        ),
         ({"MICROSOFT_APP_TYPE": "Everyone"}, "MICROSOFT_APP_TYPE: must be one of"),
         ({"OPENAI_BASE_URL": "localhost:8000"}, "OPENAI_BASE_URL: must be an http:// or https:// URL"),
     ],

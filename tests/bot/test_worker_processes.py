@@ -26,12 +26,20 @@ def _env(db_url: str, fake: FakeSlack) -> dict[str, str]:
 
 async def _tick(env: dict[str, str], at: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "tick", "--at", at, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "tick",
+        "--at",
+        at,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
-async def _wait_until(condition, timeout: float = 60.0) -> None:  # noqa: ANN001
+async def _wait_until(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -60,8 +60,17 @@ class FakeBotConnector:
 
     def add_member(self, tenant: str, email: str, name: str, *, upn: str | None = None, team: str | None = None) -> dict[str, Any]:
         aad = str(uuid.uuid5(uuid.NAMESPACE_DNS, email))
-        account = {"id": f"29:{aad}", "name": name, "aadObjectId": aad, "email": email, "userPrincipalName": upn or email,
-                   "tenantId": tenant, "userRole": "user", "givenName": name, "surname": ""}
+        account = {
+            "id": f"29:{aad}",
+            "name": name,
+            "aadObjectId": aad,
+            "email": email,
+            "userPrincipalName": upn or email,
+            "tenantId": tenant,
+            "userRole": "user",
+            "givenName": name,
+            "surname": "",
+        }
         self.members[account["id"]] = account
         if team is not None:
             self.rosters.setdefault(team, []).append(account["id"])
@@ -89,13 +98,16 @@ class FakeBotConnector:
         if failure.times <= 0:
             queued.pop(0)
         headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
-        code = failure.code or {429: "Throttled", 403: "BotDisabledByAdmin", 404: "ConversationNotFound"}.get(failure.status, "ServiceError")
+        code = failure.code or {429: "Throttled", 403: "BotDisabledByAdmin", 404: "ConversationNotFound"}.get(
+            failure.status, "ServiceError"
+        )
         return web.json_response({"error": {"code": code, "message": f"fake {failure.status}"}}, status=failure.status, headers=headers)
 
     async def _record(self, request: web.Request, op: str) -> web.Response | None:
         body = await request.json() if request.can_read_body else None
-        self.calls.append(Call(op, request.match_info.get("conversation"), request.match_info.get("activity"), body,
-                               request.headers.get("Authorization")))
+        self.calls.append(
+            Call(op, request.match_info.get("conversation"), request.match_info.get("activity"), body, request.headers.get("Authorization"))
+        )
         return self._failure(op)
 
     async def _send(self, request: web.Request) -> web.Response:
@@ -167,7 +179,9 @@ def personal_conversation(account: dict[str, Any]) -> str:
     return f"a:personal-{account['aadObjectId']}"
 
 
-def _base(kind: str, service_url: str, tenant: str, bot_id: str, sender: dict[str, Any], conversation: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _base(
+    kind: str, service_url: str, tenant: str, bot_id: str, sender: dict[str, Any], conversation: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     return {
         "type": kind,
         "id": extra.pop("activity_id", None) or f"f:{uuid.uuid4().hex}",
@@ -182,7 +196,9 @@ def _base(kind: str, service_url: str, tenant: str, bot_id: str, sender: dict[st
     }
 
 
-def personal_install(service_url: str, tenant: str, bot_id: str, account: dict[str, Any], *, kind: str = "conversationUpdate", remove: bool = False) -> dict[str, Any]:
+def personal_install(
+    service_url: str, tenant: str, bot_id: str, account: dict[str, Any], *, kind: str = "conversationUpdate", remove: bool = False
+) -> dict[str, Any]:
     """What Teams sends when a member adds (or removes) the app in their personal scope."""
     conversation = {"id": personal_conversation(account), "conversationType": "personal"}
     if kind == "installationUpdate":
@@ -191,11 +207,17 @@ def personal_install(service_url: str, tenant: str, bot_id: str, account: dict[s
     return _base(kind, service_url, tenant, bot_id, account, conversation, **members)
 
 
-def team_install(service_url: str, tenant: str, bot_id: str, installer: dict[str, Any], team_id: str, *, remove: bool = False) -> dict[str, Any]:
+def team_install(
+    service_url: str, tenant: str, bot_id: str, installer: dict[str, Any], team_id: str, *, remove: bool = False
+) -> dict[str, Any]:
     """The bot added to (or removed from) a team: the event arrives in its General channel."""
     conversation = {"id": team_id, "conversationType": "channel", "isGroup": True}
     members = {"membersRemoved" if remove else "membersAdded": [{"id": bot_id}]}
-    team = {"team": {"id": team_id, "name": "Sponsors"}, "channel": {"id": team_id}, "eventType": "teamMemberRemoved" if remove else "teamMemberAdded"}
+    team = {
+        "team": {"id": team_id, "name": "Sponsors"},
+        "channel": {"id": team_id},
+        "eventType": "teamMemberRemoved" if remove else "teamMemberAdded",
+    }
     return _base("conversationUpdate", service_url, tenant, bot_id, installer, conversation, channel_data=team, **members)
 
 
@@ -204,21 +226,37 @@ def text_message(service_url: str, tenant: str, bot_id: str, account: dict[str, 
     return _base("message", service_url, tenant, bot_id, account, conversation, text=text, textFormat="plain", **extra)
 
 
-def channel_message(service_url: str, tenant: str, bot_id: str, account: dict[str, Any], channel: str, text: str, **extra: Any) -> dict[str, Any]:
+def channel_message(
+    service_url: str, tenant: str, bot_id: str, account: dict[str, Any], channel: str, text: str, **extra: Any
+) -> dict[str, Any]:
     """A message that @mentions the bot in a channel thread: the mention is in the text and in an entity."""
     conversation = {"id": f"{channel};messageid=1767607200000", "conversationType": "channel", "isGroup": True}
     mention = f"<at>{BOT_NAME}</at>"
     entities = [{"type": "mention", "mentioned": {"id": bot_id, "name": BOT_NAME}, "text": mention}]
     channel_data = {"teamsChannelId": channel, "channel": {"id": channel}, "team": {"id": channel}}
-    return _base("message", service_url, tenant, bot_id, account, conversation, text=f"{mention} {text}", entities=entities,
-                 channel_data=channel_data, **extra)
+    return _base(
+        "message",
+        service_url,
+        tenant,
+        bot_id,
+        account,
+        conversation,
+        text=f"{mention} {text}",
+        entities=entities,
+        channel_data=channel_data,
+        **extra,
+    )
 
 
-def card_submit(service_url: str, tenant: str, bot_id: str, account: dict[str, Any], card_id: str, value: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def card_submit(
+    service_url: str, tenant: str, bot_id: str, account: dict[str, Any], card_id: str, value: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     """An Action.Submit: a message with no text whose ``value`` holds the inputs and the data."""
     conversation = {"id": personal_conversation(account), "conversationType": "personal"}
     channel_data = {"source": {"name": "message"}, "legacy": {"replyToId": card_id}}
-    return _base("message", service_url, tenant, bot_id, account, conversation, replyToId=card_id, value=value, channel_data=channel_data, **extra)
+    return _base(
+        "message", service_url, tenant, bot_id, account, conversation, replyToId=card_id, value=value, channel_data=channel_data, **extra
+    )
 
 
 # --- Tokens as the Bot Framework signs them -------------------------------------------------
@@ -235,7 +273,12 @@ class SigningKey:
     endorsements: tuple[str, ...] = (TEAMS,)
 
     def jwk(self) -> dict[str, Any]:
-        return {**json.loads(RSAAlgorithm.to_jwk(self.key.public_key())), "kid": self.kid, "use": "sig", "endorsements": list(self.endorsements)}
+        return {
+            **json.loads(RSAAlgorithm.to_jwk(self.key.public_key())),
+            "kid": self.kid,
+            "use": "sig",
+            "endorsements": list(self.endorsements),
+        }
 
     def token(self, audience: str, service_url: str, *, issuer: str = ISSUER, expires_in: int = 600) -> str:
         now = int(time.time())
@@ -251,7 +294,7 @@ def openid_metadata(*keys: SigningKey) -> Iterator[str]:
     documents: dict[str, bytes] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             body = documents.get(self.path)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "application/json")

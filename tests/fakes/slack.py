@@ -65,7 +65,16 @@ class FakeSlack:
     def add_user(self, email: str, team: str, user: str) -> None:
         self.users[email] = (team, user)
 
-    def fail(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None, times: int = 1, hang: float | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+        hang: float | None = None,
+    ) -> None:
         self.failures.setdefault(method, []).append(Failure(status, error, retry_after, times, hang))
 
     def delivered(self) -> dict[str, int]:
@@ -171,7 +180,11 @@ class FakeSlack:
 
     def _conversations_history(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         channel = str(params["channel"])
-        found = [{"ts": ts, "text": m.get("text"), **({"metadata": m["metadata"]} if m.get("metadata") else {})} for (ch, ts), m in self.messages.items() if ch == channel]
+        found = [
+            {"ts": ts, "text": m.get("text"), **({"metadata": m["metadata"]} if m.get("metadata") else {})}
+            for (ch, ts), m in self.messages.items()
+            if ch == channel
+        ]
         found.sort(key=lambda m: m["ts"], reverse=True)
         return {"messages": found[: int(params.get("limit", 100))], "has_more": False}
 
@@ -202,9 +215,15 @@ class FakeSlack:
     def _oauth_v2_access(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         team, bot_token = self.oauth_teams.pop(0)
         return {
-            "app_id": "A0001", "authed_user": {"id": "UINSTALLER"}, "scope": "chat:write,commands",
-            "token_type": "bot", "access_token": bot_token, "bot_user_id": "UBOT" + team,
-            "team": {"id": team, "name": f"Team {team}"}, "enterprise": None, "is_enterprise_install": False,
+            "app_id": "A0001",
+            "authed_user": {"id": "UINSTALLER"},
+            "scope": "chat:write,commands",
+            "token_type": "bot",
+            "access_token": bot_token,
+            "bot_user_id": "UBOT" + team,
+            "team": {"id": team, "name": f"Team {team}"},
+            "enterprise": None,
+            "is_enterprise_install": False,
         }
 
 
@@ -249,7 +268,9 @@ def interaction_body(payload: dict[str, Any]) -> str:
     return urlencode({"payload": json.dumps(payload)})
 
 
-def block_action(team: str, user: str, channel: str, ts: str, value: str, *, action_ts: str, block_id: str = "q", action_id: str = "reinforce:0") -> dict[str, Any]:
+def block_action(
+    team: str, user: str, channel: str, ts: str, value: str, *, action_ts: str, block_id: str = "q", action_id: str = "reinforce:0"
+) -> dict[str, Any]:
     """A ``block_actions`` payload for one button press in a message."""
     return {
         "type": "block_actions",

@@ -327,7 +327,9 @@ def test_the_checklist_offers_note_snooze_tomorrow_and_skip_for_its_week(program
 
 
 def test_the_members_note_and_status_are_shown_back_to_them(program: Program) -> None:
-    message = checklist_message(build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK), note="Hard week", status="Skipped this week.")
+    message = checklist_message(
+        build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK), note="Hard week", status="Skipped this week."
+    )
 
     assert "Your note (only you see it): Hard week" in contexts(message)
     assert "Skipped this week." in contexts(message)

@@ -94,7 +94,9 @@ def wave(**changes: Any) -> GroupAggregates:
 PLAN = PlanVersion(1, "ab" * 32, {}, (), datetime(2026, 1, 16, 16, tzinfo=UTC))
 
 
-def make(program: Program, week: IsoWeek = THIS_WEEK, group: GroupAggregates | None = None, comparison: GroupAggregates | None = None) -> Digest:
+def make(
+    program: Program, week: IsoWeek = THIS_WEEK, group: GroupAggregates | None = None, comparison: GroupAggregates | None = None
+) -> Digest:
     return build_digest(program, program.cohort("pilot-a"), week, group or pilot(), comparison if comparison is not None else wave(), PLAN)
 
 
@@ -360,7 +362,9 @@ def test_stepped_wedge_compares_with_the_wave_while_it_has_not_started(program: 
 
 
 def test_scale_primary_behavior_uses_welchs_difference_of_means(program: Program) -> None:
-    scale = variant(program, plan={"primary_behavior": "delegation_confidence"}, checklist=["delegation_confidence", "one_on_ones", "decision_huddle"])
+    scale = variant(
+        program, plan={"primary_behavior": "delegation_confidence"}, checklist=["delegation_confidence", "one_on_ones", "decision_huddle"]
+    )
     mine, theirs = values(3, 4, 4, 5, 2, 3, 4), values(2, 3, 2, 3, 3, 1, 2, 2)
 
     primary = make(scale, group=pilot(primary=mine), comparison=wave(primary=theirs)).primary
@@ -510,7 +514,9 @@ def test_nothing_is_withheld_while_the_primary_comparison_is_not_shown(program: 
 
 def test_baseline_method_withholds_a_baseline_that_differs_from_the_paired_members_by_fewer_than_five(program: Program) -> None:
     baseline_plan = variant(program, plan={"method": "baseline"})
-    group = pilot(this_week={"decision_huddle": yes_no(9, 12)}, baseline={"decision_huddle": yes_no(5, 14)}, paired=(yes_no(9, 12), yes_no(4, 12)))
+    group = pilot(
+        this_week={"decision_huddle": yes_no(9, 12)}, baseline={"decision_huddle": yes_no(5, 14)}, paired=(yes_no(9, 12), yes_no(4, 12))
+    )
 
     huddle = figures_of(make(baseline_plan, group=group), "decision_huddle")
 

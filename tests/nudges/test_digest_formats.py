@@ -40,13 +40,28 @@ def test_figures_hold_the_same_numbers_as_the_digest(digest: Digest) -> None:
     data = figures(digest)
 
     huddle = behavior(data, "decision_huddle")
-    assert huddle["this_week"] == {"value": 0.7, "low": pytest.approx(0.3968, abs=1e-4), "high": pytest.approx(0.8922, abs=1e-4), "n": 10, "suppressed": False}
+    assert huddle["this_week"] == {
+        "value": 0.7,
+        "low": pytest.approx(0.3968, abs=1e-4),
+        "high": pytest.approx(0.8922, abs=1e-4),
+        "n": 10,
+        "suppressed": False,
+    }
     assert data["primary"]["status"] == "shown"
     assert data["primary"]["difference"] == {
-        "value": pytest.approx(0.2), "low": pytest.approx(0.0524, abs=1e-4), "high": pytest.approx(0.3339, abs=1e-4),
-        "suppressed": False, "interval": "newcombe_hybrid_score",
+        "value": pytest.approx(0.2),
+        "low": pytest.approx(0.0524, abs=1e-4),
+        "high": pytest.approx(0.3339, abs=1e-4),
+        "suppressed": False,
+        "interval": "newcombe_hybrid_score",
     }
-    assert data["participation"] == {"week": "2026-W10", "delivered": 18, "answered": 15, "rate": pytest.approx(15 / 18, abs=1e-6), "suppressed": False}
+    assert data["participation"] == {
+        "week": "2026-W10",
+        "delivered": 18,
+        "answered": 15,
+        "rate": pytest.approx(15 / 18, abs=1e-6),
+        "suppressed": False,
+    }
     assert data["exposure"]["cohort"] == {"exposed": {"value": 14, "suppressed": False}, "members": {"value": 18, "suppressed": False}}
 
 
@@ -58,7 +73,13 @@ def test_a_suppressed_figure_is_null_with_a_marker_and_no_count(digest: Digest) 
 
 
 def test_an_empty_figure_is_null_with_zero_responses_and_not_suppressed(digest: Digest) -> None:
-    assert behavior(figures(digest), "specific_feedback")["this_week"] == {"value": None, "low": None, "high": None, "n": 0, "suppressed": False}
+    assert behavior(figures(digest), "specific_feedback")["this_week"] == {
+        "value": None,
+        "low": None,
+        "high": None,
+        "n": 0,
+        "suppressed": False,
+    }
 
 
 def test_suppressed_counts_are_null_with_a_marker(digest: Digest) -> None:
@@ -69,7 +90,9 @@ def test_suppressed_counts_are_null_with_a_marker(digest: Digest) -> None:
 
 
 def test_a_cohort_of_four_has_no_number_about_its_members_in_json(program: Program) -> None:
-    four = GroupAggregates(members=4, this_week={"decision_huddle": yes_no(3, 4)}, exposed=4, primary=yes_no(3, 4), series={THIS_WEEK: yes_no(3, 4)})
+    four = GroupAggregates(
+        members=4, this_week={"decision_huddle": yes_no(3, 4)}, exposed=4, primary=yes_no(3, 4), series={THIS_WEEK: yes_no(3, 4)}
+    )
 
     data = figures(make(program, group=four, comparison=GroupAggregates()))
 

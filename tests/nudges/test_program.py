@@ -142,9 +142,7 @@ def test_content_hash_ignores_yaml_formatting(reformat: Any) -> None:
 
 def test_content_hash_ignores_quoting_and_spacing_of_a_value() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    changed = text.replace("weeks: 12", "weeks:     12   # twelve").replace(
-        'time: "09:00"', "time: '09:00'"
-    )
+    changed = text.replace("weeks: 12", "weeks:     12   # twelve").replace('time: "09:00"', "time: '09:00'")
     assert changed != text
 
     assert load_program("a.yaml", text=changed).content_hash() == load_program(str(EXAMPLE)).content_hash()
@@ -485,11 +483,7 @@ def test_empty_file_is_rejected(tmp_path: Path) -> None:
 def test_invalid_yaml_is_reported_with_its_line_number(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(
-        "program: Pilot\n"
-        "min_group_size: 5\n"
-        "behaviors:\n"
-        "  - key: [decision_huddle\n"
-        "cohorts: []\n",
+        "program: Pilot\nmin_group_size: 5\nbehaviors:\n  - key: [decision_huddle\ncohorts: []\n",
         encoding="utf-8",
     )
 

@@ -257,7 +257,13 @@ def test_a_quote_the_leader_never_said_is_removed_and_flagged() -> None:
 
 @pytest.mark.parametrize(
     "quote",
-    ["weekly decision huddle", "  CAN WE trial a weekly\n decision huddle ", "\u201ctrial a weekly decision huddle.\u201d", "Can we ... six weeks", "can we trial…for six weeks?"],
+    [
+        "weekly decision huddle",
+        "  CAN WE trial a weekly\n decision huddle ",
+        "\u201ctrial a weekly decision huddle.\u201d",
+        "Can we ... six weeks",
+        "can we trial…for six weeks?",
+    ],
 )
 def test_quotes_match_despite_case_spacing_punctuation_and_ellipses(quote: str) -> None:
     assert quote_is_real(quote, [PITCH])

@@ -162,14 +162,21 @@ def test_learner_asking_for_a_coach_is_flagged(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["I'll coach my leads through the first huddle.", "I will talk to the person who owns billing.", "Let's talk to someone in finance.", "Our coaching budget is fine."],
+    [
+        "I'll coach my leads through the first huddle.",
+        "I will talk to the person who owns billing.",
+        "Let's talk to someone in finance.",
+        "Our coaching budget is fine.",
+    ],
 )
 def test_pitch_content_about_coaching_or_people_is_not_a_coach_request(text: str) -> None:
     assert not asks_for_coach(text)
 
 
 def test_reasons_come_in_a_stable_order() -> None:
-    reasons = review_reasons(pitch=["coach", "He deserves a raise."], ai_texts=["Talk about the lawsuit."], confidence="low", invented_quotes=1)
+    reasons = review_reasons(
+        pitch=["coach", "He deserves a raise."], ai_texts=["Talk about the lawsuit."], confidence="low", invented_quotes=1
+    )
 
     assert [r.code for r in reasons] == ["pay", "legal", "low_confidence", "invented_quote", "coach_requested"]
 

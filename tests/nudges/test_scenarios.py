@@ -102,7 +102,10 @@ def test_a_scenario_error_is_a_program_error_so_the_cli_reports_it_alike() -> No
 def test_misspelled_key_is_named_by_scenario_key(data: dict[str, Any]) -> None:
     data["scenarios"][1]["stakeholder"]["objection"] = ["x"]
 
-    assert only_problem(data) == "bad.yaml: scenarios[director-support-headcount].stakeholder.objection: unknown key (check the spelling against examples/scenarios.yaml)"
+    assert (
+        only_problem(data)
+        == "bad.yaml: scenarios[director-support-headcount].stakeholder.objection: unknown key (check the spelling against examples/scenarios.yaml)"
+    )
 
 
 def test_missing_goal_is_required(data: dict[str, Any]) -> None:

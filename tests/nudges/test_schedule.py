@@ -511,8 +511,18 @@ def test_digest_week_follows_the_channels_zone_not_utc() -> None:
 # --- properties ---------------------------------------------------------------------------
 
 ZONES = st.sampled_from(
-    ["Pacific/Auckland", "Pacific/Kiritimati", "Asia/Kolkata", "Europe/Berlin", "Europe/Lisbon", "UTC",
-     "America/New_York", "America/Los_Angeles", "America/St_Johns", "Pacific/Pago_Pago"]
+    [
+        "Pacific/Auckland",
+        "Pacific/Kiritimati",
+        "Asia/Kolkata",
+        "Europe/Berlin",
+        "Europe/Lisbon",
+        "UTC",
+        "America/New_York",
+        "America/Los_Angeles",
+        "America/St_Johns",
+        "Pacific/Pago_Pago",
+    ]
 )
 INSTANTS = st.datetimes(min_value=datetime(2026, 2, 20), max_value=datetime(2026, 6, 10), timezones=st.just(UTC))
 SLOTS = st.builds(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -118,7 +118,7 @@ def test_of_a_datetime_uses_its_own_local_date() -> None:
     sunday_night = datetime(2026, 1, 4, 23, 30, tzinfo=ZoneInfo("America/New_York"))
 
     assert IsoWeek.of(sunday_night) == IsoWeek(2026, 1)
-    assert IsoWeek.of(sunday_night.astimezone(timezone.utc)) == IsoWeek(2026, 2)
+    assert IsoWeek.of(sunday_night.astimezone(UTC)) == IsoWeek(2026, 2)
 
 
 def test_of_a_naive_datetime_uses_its_date() -> None:

@@ -37,21 +37,42 @@ async def seed(db: Database) -> tuple[int, int]:
         session.add_all([a, b])
         session.add_all([Person(id=i, email=f"p{i}@example.com", created_at=T0) for i in range(1, 10)])
         await session.flush()
-        roles = [(i, a.id, "participant", True) for i in range(1, 7)] + [(7, a.id, "participant", False), (8, a.id, "sponsor", True), (9, b.id, "participant", True)]
-        await session.execute(insert(Membership), [dict(person_id=p, cohort_id=c, role=r, active=act, joined_at=T0) for p, c, r, act in roles])
+        roles = [(i, a.id, "participant", True) for i in range(1, 7)] + [
+            (7, a.id, "participant", False),
+            (8, a.id, "sponsor", True),
+            (9, b.id, "participant", True),
+        ]
+        await session.execute(
+            insert(Membership), [dict(person_id=p, cohort_id=c, role=r, active=act, joined_at=T0) for p, c, r, act in roles]
+        )
         rows = [
             dict(person_id=p, cohort_id=a.id, behavior_key=k, week=str(w), value=v, source="checkin", recorded_at=T0)
-            for p, answers in SIGNALS.items() for (k, w), v in answers.items()
+            for p, answers in SIGNALS.items()
+            for (k, w), v in answers.items()
         ]
         rows.append(dict(person_id=5, cohort_id=a.id, behavior_key=HUDDLE, week=str(W02), value=1, source="survey", recorded_at=T0))
         rows.append(dict(person_id=9, cohort_id=b.id, behavior_key=HUDDLE, week=str(W04), value=1, source="checkin", recorded_at=T0))
         await session.execute(insert(BehaviorSignal), rows)
         deliveries = [(p, a.id, "checklist", W04, "sent") for p in range(1, 6)] + [(p, a.id, "checklist", W03, "sent") for p in range(1, 4)]
-        deliveries += [(6, a.id, "checklist", W04, "pending"), (7, a.id, "checklist", W04, "failed"), (1, a.id, "nudge", W04, "sent"), (9, b.id, "checklist", W04, "sent")]
+        deliveries += [
+            (6, a.id, "checklist", W04, "pending"),
+            (7, a.id, "checklist", W04, "failed"),
+            (1, a.id, "nudge", W04, "sent"),
+            (9, b.id, "checklist", W04, "sent"),
+        ]
         await session.execute(
             insert(Delivery),
             [
-                dict(idempotency_key=f"{kind}:{p}:{c}:{w}", kind=kind, period=str(w), person_id=p, cohort_id=c, status=status, due_at=T0, next_attempt_at=T0)
+                dict(
+                    idempotency_key=f"{kind}:{p}:{c}:{w}",
+                    kind=kind,
+                    period=str(w),
+                    person_id=p,
+                    cohort_id=c,
+                    status=status,
+                    due_at=T0,
+                    next_attempt_at=T0,
+                )
                 for p, c, kind, w, status in deliveries
             ],
         )
@@ -64,7 +85,12 @@ async def seed(db: Database) -> tuple[int, int]:
         }
         session.add_all(sessions.values())
         await session.flush()
-        for key, status in (("p1-w04", "awaiting_review"), ("p2-w04", "approved"), ("p1-w03", "awaiting_review"), ("p7-w04", "awaiting_review")):
+        for key, status in (
+            ("p1-w04", "awaiting_review"),
+            ("p2-w04", "approved"),
+            ("p1-w03", "awaiting_review"),
+            ("p7-w04", "awaiting_review"),
+        ):
             session.add(FeedbackReview(session_id=sessions[key].id, source="rubric", feedback={}, status=status, created_at=T0))
         return a.id, b.id
 

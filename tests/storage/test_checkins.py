@@ -24,13 +24,22 @@ async def _person_and_cohort(db: Database) -> tuple[int, int]:
         return person.id, cohort.id
 
 
-async def _answer(db: Database, person: int, cohort: int, value: str, signal: float, at: datetime, event: str, behavior: str = "decision_huddle") -> bool:
+async def _answer(
+    db: Database, person: int, cohort: int, value: str, signal: float, at: datetime, event: str, behavior: str = "decision_huddle"
+) -> bool:
     async with db.session() as session:
         if not await checkins.claim_event(session, "slack", event, at):
             return False
         await checkins.save_answer(
-            session, person_id=person, cohort_id=cohort, week=WEEK, behavior_key=behavior,
-            value=value, signal=signal, answered_at=at, event_id=event,
+            session,
+            person_id=person,
+            cohort_id=cohort,
+            week=WEEK,
+            behavior_key=behavior,
+            value=value,
+            signal=signal,
+            answered_at=at,
+            event_id=event,
         )
         return True
 
@@ -80,8 +89,15 @@ async def test_streak_counts_consecutive_complete_weeks(db: Database) -> None:
             week = WEEK + offset
             for q in range(answered):
                 await checkins.save_answer(
-                    session, person_id=person, cohort_id=cohort, week=week, behavior_key=f"b{q}",
-                    value="yes", signal=1.0, answered_at=T0 + timedelta(weeks=offset), event_id=f"{offset}-{q}",
+                    session,
+                    person_id=person,
+                    cohort_id=cohort,
+                    week=week,
+                    behavior_key=f"b{q}",
+                    value="yes",
+                    signal=1.0,
+                    answered_at=T0 + timedelta(weeks=offset),
+                    event_id=f"{offset}-{q}",
                 )
     async with db.session() as session:
         assert await checkins.streak(session, person, cohort, WEEK + 4) == 2

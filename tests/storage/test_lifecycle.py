@@ -21,15 +21,13 @@ from storage.lifecycle import Subject
 from storage.models import (
     AuditEntry,
     Base,
-    Cohort,
     BehaviorSignal,
-    CheckinAnswer,
     CheckinNote,
+    Cohort,
     ConversationRef,
     DigestRecord,
     FeedbackReview,
     InboundEvent,
-    Person,
     ProgramVersion,
     RehearsalSession,
     workspace_installations,
@@ -49,7 +47,9 @@ def member_id_of(email: str) -> str:
     return f"{TENANT}:{CARLA_AAD}" if email == "carla@example.com" else f"{TEAM}:{SLACK_IDS[email]}"
 
 
-async def seed(db: Database, emails: tuple[str, ...] = ("ana@example.com", "bruno@example.com", "carla@example.com"), at: datetime = T0) -> dict[str, int]:
+async def seed(
+    db: Database, emails: tuple[str, ...] = ("ana@example.com", "bruno@example.com", "carla@example.com"), at: datetime = T0
+) -> dict[str, int]:
     """The example program, and for each of ``emails`` a row in every table that can hold
     something about a person, made through the storage functions the application uses.
     Returns email -> person id."""
@@ -68,48 +68,97 @@ async def seed(db: Database, emails: tuple[str, ...] = ("ana@example.com", "brun
             await people.set_consent(session, person.id, "accepted", at)
             events = [f"{raw}:{at.timestamp() + i:.6f}:q:{b}:reinforce:0" for i, b in enumerate(("decision_huddle", "escalate_24h"))]
             await checkins.claim_events(session, person.platform or "", events, at)
-            await checkins.save_answers(session, [
-                checkins.AnswerRow(person.id, cohort_id, WEEK, behavior, "yes", 1.0, at, event)
-                for behavior, event in zip(("decision_huddle", "escalate_24h"), events, strict=True)
-            ])
+            await checkins.save_answers(
+                session,
+                [
+                    checkins.AnswerRow(person.id, cohort_id, WEEK, behavior, "yes", 1.0, at, event)
+                    for behavior, event in zip(("decision_huddle", "escalate_24h"), events, strict=True)
+                ],
+            )
             await checkins.save_note(session, person.id, cohort_id, WEEK, f"private note of {email}", at)
             await checkins.set_week_choice(session, person.id, cohort_id, WEEK + 1, skipped_at=at)
             await people.save_nudge_feedback(session, person.id, "decision_huddle:0", str(WEEK), "useful", at)
-            await outbox.enqueue(session, key=f"checklist:{person.id}:pilot-a:{WEEK}", kind="checklist", period=str(WEEK), due_at=at,
-                                 person_id=person.id, cohort_id=cohort_id, platform=person.platform, payload={"cohort": "pilot-a", "week": str(WEEK)})
+            await outbox.enqueue(
+                session,
+                key=f"checklist:{person.id}:pilot-a:{WEEK}",
+                kind="checklist",
+                period=str(WEEK),
+                due_at=at,
+                person_id=person.id,
+                cohort_id=cohort_id,
+                platform=person.platform,
+                payload={"cohort": "pilot-a", "week": str(WEEK)},
+            )
             rehearsal = await rehearsals.start_session(session, person.id, "vp-decision-huddles", at)
             await rehearsals.save_progress(session, rehearsal, [{"speaker": "leader", "text": f"my pitch, says {email}"}], 10, 5, at)
-            review = await rehearsals.add_review(session, rehearsal, "rubric", _feedback(email), "awaiting_review", [{"code": "pay", "text": "mentions pay"}], at)
+            review = await rehearsals.add_review(
+                session, rehearsal, "rubric", _feedback(email), "awaiting_review", [{"code": "pay", "text": "mentions pay"}], at
+            )
             await rehearsals.decide(session, review, "approved", "coach@example.com", at, "well argued")
-            await outbox.enqueue(session, key=f"review:{review}", kind="review", period="once", due_at=at, cohort_id=cohort_id,
-                                 platform="slack", target="C0REVIEW", payload={"review": review})
+            await outbox.enqueue(
+                session,
+                key=f"review:{review}",
+                kind="review",
+                period="once",
+                due_at=at,
+                cohort_id=cohort_id,
+                platform="slack",
+                target="C0REVIEW",
+                payload={"review": review},
+            )
             audit.record(session, at, email, "consent.accepted", subject=email)
             audit.record(session, at, f"{person.platform}:{member}", "command.status", outcome="refused")
-            audit.record(session, at, email, "delivery.paused", subject=email, reason="the member removed the app", platform=person.platform)
+            audit.record(
+                session, at, email, "delivery.paused", subject=email, reason="the member removed the app", platform=person.platform
+            )
             if person.platform == "teams":
                 user = {"id": f"29:{CARLA_AAD}", "name": "Carla", "aadObjectId": CARLA_AAD}
                 await save_reference(session, "teams", TENANT, member, "personal", _reference(f"a:personal-{CARLA_AAD}", user), at)
                 # Teams puts whoever wrote to the bot in a channel into that channel's reference.
-                await save_reference(session, "teams", TENANT, "19:sponsors@thread.tacv2", "channel", _reference("19:sponsors@thread.tacv2", user), at)
+                await save_reference(
+                    session, "teams", TENANT, "19:sponsors@thread.tacv2", "channel", _reference("19:sponsors@thread.tacv2", user), at
+                )
             else:
-                await session.execute(insert(workspace_installations).values(
-                    client_id="111.222", app_id="A0001", team_id=TEAM, team_name="Fake", bot_token="xoxb-installed", bot_id="B1",
-                    bot_user_id="UBOT", bot_scopes="chat:write", is_enterprise_install=False, user_id=raw, installed_at=at.replace(tzinfo=None),
-                ))
-        session.add(DigestRecord(cohort_id=cohort_id, week=str(WEEK), plan_version=None, figures={"participation": {"n": 18, "value": 0.5}}, created_at=at))
+                await session.execute(
+                    insert(workspace_installations).values(
+                        client_id="111.222",
+                        app_id="A0001",
+                        team_id=TEAM,
+                        team_name="Fake",
+                        bot_token="xoxb-installed",
+                        bot_id="B1",
+                        bot_user_id="UBOT",
+                        bot_scopes="chat:write",
+                        is_enterprise_install=False,
+                        user_id=raw,
+                        installed_at=at.replace(tzinfo=None),
+                    )
+                )
+        session.add(
+            DigestRecord(
+                cohort_id=cohort_id, week=str(WEEK), plan_version=None, figures={"participation": {"n": 18, "value": 0.5}}, created_at=at
+            )
+        )
     return ids
 
 
 def _feedback(email: str) -> dict[str, Any]:
     return {
-        "source": "rubric", "confidence": "high", "next_step": f"ask for the decision, {email}",
+        "source": "rubric",
+        "confidence": "high",
+        "next_step": f"ask for the decision, {email}",
         "criteria": [{"criterion": "clear_ask", "score": 4, "quote": f"words of {email}", "suggestion": "name the date"}],
     }
 
 
 def _reference(conversation: str, user: dict[str, Any]) -> dict[str, Any]:
-    return {"serviceUrl": "https://smba.example/", "channelId": "msteams", "conversation": {"id": conversation},
-            "bot": {"id": "28:bot", "name": "Reinforce"}, "user": user}
+    return {
+        "serviceUrl": "https://smba.example/",
+        "channelId": "msteams",
+        "conversation": {"id": conversation},
+        "bot": {"id": "28:bot", "name": "Reinforce"},
+        "user": user,
+    }
 
 
 async def rows_naming(db: Database, person_id: int | None, strings: set[str], names: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
@@ -124,9 +173,12 @@ async def rows_naming(db: Database, person_id: int | None, strings: set[str], na
             for row in (await session.execute(select(table))).mappings():
                 for column, value in row.items():
                     where = f"{table.name}.{column}={value!r:.120}"
-                    if person_id is not None and column in person_columns and value == person_id:
-                        found.append(where)
-                    elif person_id is not None and table.name == "deliveries" and column == "idempotency_key" and re.match(rf"(?!review|digest)[a-z_]+:{person_id}(:|$)", value):
+                    if (person_id is not None and column in person_columns and value == person_id) or (
+                        person_id is not None
+                        and table.name == "deliveries"
+                        and column == "idempotency_key"
+                        and re.match(rf"(?!review|digest)[a-z_]+:{person_id}(:|$)", value)
+                    ):
                         found.append(where)
                     elif isinstance(table.c[column].type, JSON) or isinstance(value, (dict, list)):
                         text = json.dumps(value, ensure_ascii=False)
@@ -164,7 +216,9 @@ async def test_the_seed_puts_the_person_in_every_table_that_can_hold_them(db: Da
     tables = {where.split(".")[0] for where in naming}
     # Every table with a person column, and those that name people by string, are exercised:
     # a new table that can hold a person fails here until forget (and this seed) handle it.
-    person_tables = {t.name for t in Base.metadata.sorted_tables if any(fk.column.table.name == "people" for c in t.columns for fk in c.foreign_keys)}
+    person_tables = {
+        t.name for t in Base.metadata.sorted_tables if any(fk.column.table.name == "people" for c in t.columns for fk in c.foreign_keys)
+    }
     assert person_tables | {"audit_log", "program_versions", "inbound_events", "workspace_installations", "feedback_reviews"} <= tables
 
 
@@ -175,13 +229,27 @@ async def test_forgetting_a_slack_member_by_email_leaves_no_row_naming_them_and_
     assert await rows_naming(db, ids["ana@example.com"], needles("ana@example.com"), {"Ana"}) == []
     assert await rows_naming(db, ids["bruno@example.com"], needles("bruno@example.com"), {"Bruno"}) == before
     assert done.deleted == {
-        "feedback_reviews": 1, "deliveries": 2, "rehearsal_sessions": 1, "inbound_events": 2, "checkin_answers": 2, "behavior_signals": 2,
-        "checkin_notes": 1, "member_weeks": 1, "nudge_feedback": 1, "consents": 1, "memberships": 1, "people": 1,
+        "feedback_reviews": 1,
+        "deliveries": 2,
+        "rehearsal_sessions": 1,
+        "inbound_events": 2,
+        "checkin_answers": 2,
+        "behavior_signals": 2,
+        "checkin_notes": 1,
+        "member_weeks": 1,
+        "nudge_feedback": 1,
+        "consents": 1,
+        "memberships": 1,
+        "people": 1,
     }
     assert done.redacted == {"program_versions": 1, "audit_log": 3, "workspace_installations": 1}
     assert done.listed_in_program
     async with db.session() as session:
-        kept = (await session.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject).where(AuditEntry.actor.startswith("forgotten:")))).all()
+        kept = (
+            await session.execute(
+                select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject).where(AuditEntry.actor.startswith("forgotten:"))
+            )
+        ).all()
         digest = await session.scalar(select(DigestRecord.figures))
         version = await session.scalar(select(ProgramVersion))
     # Their audit trail stays, under the token: what happened and when, not to whom.
@@ -200,7 +268,11 @@ async def test_forgetting_a_teams_member_by_platform_id_drops_them_from_channel_
     async with db.session() as session:
         channel = await session.scalar(select(ConversationRef))
     # The channel stays reachable: only the sender who happened to be stored with it goes.
-    assert (channel.scope, channel.reference["conversation"]["id"], channel.reference["user"]) == ("channel", "19:sponsors@thread.tacv2", None)
+    assert (channel.scope, channel.reference["conversation"]["id"], channel.reference["user"]) == (
+        "channel",
+        "19:sponsors@thread.tacv2",
+        None,
+    )
 
 
 async def test_forgetting_a_coach_keeps_their_decisions_but_not_their_name(db: Database) -> None:
@@ -275,7 +347,9 @@ async def test_purge_drops_old_notes_transcripts_and_feedback_words_and_keeps_th
     async with db.session() as session:
         again = await lifecycle.purge_before(session, cutoff)
         notes = (await session.scalars(select(CheckinNote.text))).all()
-        sessions = (await session.execute(select(RehearsalSession.transcript, RehearsalSession.prompt_tokens).order_by(RehearsalSession.id))).all()
+        sessions = (
+            await session.execute(select(RehearsalSession.transcript, RehearsalSession.prompt_tokens).order_by(RehearsalSession.id))
+        ).all()
         feedback = (await session.scalars(select(FeedbackReview.feedback).order_by(FeedbackReview.id))).all()
         answers = await session.scalar(select(func.count()).select_from(BehaviorSignal))
     assert first == {"checkin_notes": 1, "transcripts": 1, "feedback": 1}

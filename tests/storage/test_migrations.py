@@ -10,10 +10,27 @@ from storage.db import downgrade, sync_url, upgrade
 from storage.models import Base
 
 EXPECTED_TABLES = {
-    "program_versions", "people", "cohorts", "memberships", "consents", "deliveries", "inbound_events",
-    "checkin_answers", "checkin_notes", "behavior_signals", "rehearsal_sessions", "feedback_reviews",
-    "digests", "audit_log", "member_weeks", "workspace_bots", "workspace_installations", "oauth_states",
-    "conversation_refs", "plan_versions", "nudge_feedback",
+    "program_versions",
+    "people",
+    "cohorts",
+    "memberships",
+    "consents",
+    "deliveries",
+    "inbound_events",
+    "checkin_answers",
+    "checkin_notes",
+    "behavior_signals",
+    "rehearsal_sessions",
+    "feedback_reviews",
+    "digests",
+    "audit_log",
+    "member_weeks",
+    "workspace_bots",
+    "workspace_installations",
+    "oauth_states",
+    "conversation_refs",
+    "plan_versions",
+    "nudge_feedback",
 }
 
 

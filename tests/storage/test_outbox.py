@@ -68,14 +68,21 @@ async def test_mark_many_records_sent_retry_and_failed_in_one_go(db: Database) -
         await _enqueue(db, key)
     async with db.session() as session:
         ids = {c.key: c.id for c in await outbox.claim_due(session, T0)}
-        await outbox.mark_many(session, [
-            (ids["s"], "sent", {"sent_at": T0, "message_ref": {"ts": "1"}, "last_error": None}),
-            (ids["r"], "pending", {"next_attempt_at": T0 + timedelta(minutes=3), "last_error": "503"}),
-            (ids["f"], "failed", {"last_error": "channel_not_found"}),
-        ])
+        await outbox.mark_many(
+            session,
+            [
+                (ids["s"], "sent", {"sent_at": T0, "message_ref": {"ts": "1"}, "last_error": None}),
+                (ids["r"], "pending", {"next_attempt_at": T0 + timedelta(minutes=3), "last_error": "503"}),
+                (ids["f"], "failed", {"last_error": "channel_not_found"}),
+            ],
+        )
     async with db.session() as session:
         rows = {d.idempotency_key: d for d in (await session.scalars(select(Delivery))).all()}
-    assert {k: (d.status, d.last_error) for k, d in rows.items()} == {"s": ("sent", None), "r": ("pending", "503"), "f": ("failed", "channel_not_found")}
+    assert {k: (d.status, d.last_error) for k, d in rows.items()} == {
+        "s": ("sent", None),
+        "r": ("pending", "503"),
+        "f": ("failed", "channel_not_found"),
+    }
     # Sent outcomes go through one JSON parameter: what comes back is what went in.
     assert (rows["s"].sent_at, rows["s"].message_ref) == (T0, {"ts": "1"})
     assert rows["r"].next_attempt_at == T0 + timedelta(minutes=3)
@@ -87,11 +94,21 @@ async def test_many_sent_outcomes_keep_their_own_times_and_references(db: Databa
         await _enqueue(db, key)
     async with db.session() as session:
         ids = {c.key: c.id for c in await outbox.claim_due(session, T0)}
-        await outbox.mark_many(session, [
-            (ids[k], "sent", {"sent_at": T0 + timedelta(microseconds=n * 1001), "message_ref": {"channel": "D1", "ts": f"{n}.000100", "note": "ü <&>"},
-                              "last_error": "already delivered" if n == 7 else None})
-            for n, k in enumerate(keys)
-        ])
+        await outbox.mark_many(
+            session,
+            [
+                (
+                    ids[k],
+                    "sent",
+                    {
+                        "sent_at": T0 + timedelta(microseconds=n * 1001),
+                        "message_ref": {"channel": "D1", "ts": f"{n}.000100", "note": "ü <&>"},
+                        "last_error": "already delivered" if n == 7 else None,
+                    },
+                )
+                for n, k in enumerate(keys)
+            ],
+        )
     async with db.session() as session:
         rows = {d.idempotency_key: d for d in (await session.scalars(select(Delivery))).all()}
     for n, key in enumerate(keys):

@@ -13,7 +13,14 @@ from storage.db import Database
 from storage.models import Cohort, DigestRecord, PlanVersion
 
 T0 = datetime(2026, 1, 16, 16, tzinfo=UTC)
-PLAN = {"primary_behavior": "decision_huddle", "method": "baseline", "min_exposure_weeks": 6, "first_analysis": "2026-03-02", "comparison": None, "checklist": []}
+PLAN = {
+    "primary_behavior": "decision_huddle",
+    "method": "baseline",
+    "min_exposure_weeks": 6,
+    "first_analysis": "2026-03-02",
+    "comparison": None,
+    "checklist": [],
+}
 
 
 async def cohort(db: Database) -> int:
