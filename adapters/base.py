@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 
 from nudges.messages import Message
 from nudges.rehearsal import Feedback, Rehearsal, Usage
+from nudges.review import Source
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class RehearsalPort(Protocol):
     """Plays the stakeholder and reviews the pitch: adapters.llm.OpenAiLlm, or
     adapters.rubric.RubricCoach offline."""
 
-    source: str
+    source: Source
 
     async def reply(self, rehearsal: Rehearsal) -> tuple[str, Usage]:
         """The stakeholder's next line. Raises LlmError, whose learner_message can be shown."""

@@ -31,7 +31,7 @@ class ConsoleChat:
     out: TextIO | None = None
     unreachable: set[str] = field(default_factory=set)
     posted: dict[str, Posted] = field(default_factory=dict)
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def resolve(self, email: str) -> str | None:
         return None if email in self.unreachable else f"console:{email}"

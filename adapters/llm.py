@@ -18,7 +18,7 @@ from typing import Any, Literal, cast
 import openai
 from openai import AsyncOpenAI
 
-from adapters.base import LlmError
+from adapters.base import LlmError, LlmErrorKind
 from nudges.rehearsal import (
     NO_PITCH,
     ChatMessage,

@@ -9,6 +9,7 @@ earned each score, and is labeled "Rubric check, no AI".
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -183,9 +184,17 @@ _ACKNOWLEDGE = _rx(
     r"instead\s+of",
     r"replaces?",
 )
-_STOPWORDS = frozenset(
-    ["a", "an", "the", "and", "or", "but", "if", "then", "so", "to", "of", "in", "on", "at", "by", "for", "with", "from", "about", "as", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "this", "that", "these", "those", "it", "its", "i", "you", "he", "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "our", "their", "what", "why", "how", "who", "whom", "which", "when", "where", "there", "here", "not", "no", "yes", "can", "could", "would", "will", "should", "may", "might", "must", "have", "has", "had", "just", "really", "very", "more", "most", "one", "two", "some", "any", "all", "each", "than", "too", "also", "into", "over", "after", "before", "again", "only", "own", "same", "such", "other", "another"]
-)
+# fmt: off
+_STOPWORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "if", "then", "so", "to", "of", "in", "on", "at", "by", "for", "with", "from",
+    "about", "as", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "this", "that", "these", "those",
+    "it", "its", "i", "you", "he", "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "our", "their",
+    "what", "why", "how", "who", "whom", "which", "when", "where", "there", "here", "not", "no", "yes", "can", "could",
+    "would", "will", "should", "may", "might", "must", "have", "has", "had", "just", "really", "very", "more", "most",
+    "one", "two", "some", "any", "all", "each", "than", "too", "also", "into", "over", "after", "before", "again", "only",
+    "own", "same", "such", "other", "another",
+})
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -318,7 +327,7 @@ def _fact(text: str) -> bool:
 
 def _objection_handling(rehearsal: Rehearsal) -> Scored:
     answers: list[tuple[str, str]] = []  # (objection, the leader's next turn)
-    for before, after in zip(rehearsal.turns, rehearsal.turns[1:]):
+    for before, after in itertools.pairwise(rehearsal.turns):
         if before.speaker == "stakeholder" and after.speaker == "leader":
             answers.append((before.text, after.text))
     if not answers:
@@ -361,11 +370,7 @@ def _brevity(turns: Sequence[str]) -> Scored:
     quote = _sentences([turns[longest]])[0][1]
     if sum(counts) < 12:
         return Scored(2, quote, "Too short to carry an ask, a reason and a next step; use two or three sentences.")
-    for limit, score in ((80, 5), (120, 4), (170, 3), (250, 2)):
-        if counts[longest] <= limit:
-            break
-    else:
-        score = 1
+    score = next((score for limit, score in ((80, 5), (120, 4), (170, 3), (250, 2)) if counts[longest] <= limit), 1)
     if score == 5:
         return Scored(5, quote, f"Short and plain (longest message {counts[longest]} words). Keep it that way.")
     return Scored(score, quote, f"Your longest message ran to {counts[longest]} words; aim for under 80, one idea per message.")

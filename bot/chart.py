@@ -43,7 +43,7 @@ def render_chart(digest: Digest) -> bytes | None:
     figure = Figure(figsize=(8, 4.2), dpi=100)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
-    lines = [(digest.cohort_name, [p.cohort for p in digest.series], COHORT_COLOR)]
+    lines: list[tuple[str, list[Estimate | None], str]] = [(digest.cohort_name, [p.cohort for p in digest.series], COHORT_COLOR)]
     if digest.comparison_name and any(p.comparison is not None for p in digest.series):
         lines.append((digest.comparison_name, [p.comparison for p in digest.series], COMPARISON_COLOR))
     for name, estimates, color in lines:

@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from nudges.checklist import ANSWERS
-from nudges.messages import Choice, Context, Header, Message, Section
+from nudges.messages import Block, Choice, Context, Header, Message, Section
 from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage import checkins, people
@@ -40,7 +40,7 @@ async def home_view(db: Database, program: Program, platform: str, user_id: str,
         this_week = "You skipped this week."
     else:
         this_week = f"{answered_now} of {len(spec.checklist)} questions answered this week."
-    blocks: list = [
+    blocks: list[Block] = [
         Header(f"{spec.name}: your check-ins"),
         Section(f"Streak: {streak} week{'s' if streak != 1 else ''} in a row. {this_week}"),
     ]

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from adapters.base import ChatPort, DeliveryError, LlmError, Recipient, RehearsalPort, Reply, TextCommand
 from bot.programs import ProgramSource
@@ -28,7 +28,7 @@ from nudges.rehearsal import (
     render_stakeholder_reply,
     review_flags,
 )
-from nudges.review import ReviewError, ReviewReason, apply_decision, initial_status, review_button_value, review_label
+from nudges.review import ReviewError, ReviewReason, ReviewStatus, Source, apply_decision, initial_status, review_button_value, review_label
 from nudges.scenarios import ScenarioBook, ScenarioError
 from storage import audit, checkins, outbox, people, rehearsals
 from storage.db import Database
@@ -130,7 +130,7 @@ class Rehearsals:
         async with self.db.session() as session:
             person = await people.by_platform_id(session, command.platform, command.user_id)
             running = await rehearsals.active_session(session, person.id) if person else None
-            if running is None:
+            if person is None or running is None:
                 return None
             if command.event_id and not await checkins.claim_event(session, command.platform, command.event_id, command.at):
                 return Reply()  # the platform delivered this message again
@@ -229,7 +229,7 @@ class Rehearsals:
                 period="once",
                 due_at=now,
                 person_id=rehearsal_session.person_id,
-                platform=(await session.get(Person, rehearsal_session.person_id)).platform,
+                platform=learner.platform if (learner := await session.get(Person, rehearsal_session.person_id)) else None,
                 payload={"review": review_id},
             )
         message = await self.render_review(review_id)
@@ -273,10 +273,11 @@ class Rehearsals:
         scenario = self.book.get(rehearsal_session.scenario_key)
         note = review.feedback.get("coach_note")
         if "criteria" in review.feedback:
-            return render_feedback(
-                Feedback.model_validate({k: v for k, v in review.feedback.items() if k != "coach_note"}), scenario, review.status, note
-            )  # type: ignore[arg-type]
-        return render_no_feedback(scenario, note or "A coach looked at your rehearsal.", review.status, review.source)  # type: ignore[arg-type]
+            feedback = Feedback.model_validate({k: v for k, v in review.feedback.items() if k != "coach_note"})
+            return render_feedback(feedback, scenario, cast(ReviewStatus, review.status), note)
+        return render_no_feedback(
+            scenario, note or "A coach looked at your rehearsal.", cast(ReviewStatus, review.status), cast(Source, review.source)
+        )
 
     async def render_review_row(self, row: Claimed, now: datetime) -> Message:
         return await self.render_review(row.payload["review"])

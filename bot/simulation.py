@@ -3,6 +3,7 @@ click its buttons, some sooner, some later, some never, like people do."""
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,13 +77,17 @@ class Managers:
                 await self._press(item.message_id, "consent", "Accept", item.at)
             elif kind in ("checklist", "reminder") and (item.email, week) not in self.answered:
                 gain = WEEKLY_GAIN[self.cohort_of[item.email]] * week
-                await self._answer(item, lambda b: min(0.95, self.propensity[(item.email, b)] + gain))
+                await self._answer(item, functools.partial(self._p_yes, item.email, gain))
                 self.answered.add((item.email, week))
             elif kind == "nudge":
                 block = next(
                     b.block_id for b in posted.message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("nudge:")
                 )
                 await self._press(item.message_id, block or "", self.rng.choice(["Useful", "Useful", "Not for me"]), item.at)
+
+    def _p_yes(self, email: str, gain: float, behavior: str) -> float:
+        """How likely the member is to say yes about ``behavior`` this week."""
+        return min(0.95, self.propensity[(email, behavior)] + gain)
 
     async def _answer(self, item: Pending, p_yes: Callable[[str], float]) -> None:
         at = item.at

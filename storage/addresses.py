@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
@@ -54,7 +55,7 @@ async def delete(session: AsyncSession, platform: str, tenant_id: str, target: s
             ConversationRef.platform == platform, ConversationRef.tenant_id == tenant_id, ConversationRef.target == target
         )
     )
-    return bool(result.rowcount)
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 async def in_scope(session: AsyncSession, platform: str, scope: str) -> list[ConversationRef]:

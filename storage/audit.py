@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import ColumnElement, String
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry
@@ -21,13 +22,20 @@ def record(
     session.add(
         AuditEntry(
             at=now,
-            actor=_clip(actor, _COLUMNS.actor.type.length),
-            action=_clip(action, _COLUMNS.action.type.length),
-            subject=_clip(subject, _COLUMNS.subject.type.length) if subject is not None else None,
+            actor=_clip(actor, _length(_COLUMNS.actor)),
+            action=_clip(action, _length(_COLUMNS.action)),
+            subject=_clip(subject, _length(_COLUMNS.subject)) if subject is not None else None,
             outcome=outcome,
             detail=detail,
         )
     )
+
+
+def _length(column: ColumnElement[Any]) -> int:
+    """The declared length of a String column."""
+    length = cast(String, column.type).length
+    assert length is not None
+    return length
 
 
 def _clip(text: str, limit: int) -> str:
