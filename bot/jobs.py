@@ -95,7 +95,9 @@ async def _members(session: AsyncSession, program: Program, spec: CohortSpec, co
         )
         for due in due_for_member(spec, person.timezone, state, now, rules):
             if due.kind == "nudge":
-                nudges.append((person, due))
+                # A comparison cohort is measured, not treated: no coaching until its treatment starts.
+                if program.is_treated(spec.key, week.monday()):
+                    nudges.append((person, due))
                 continue
             rows.append(
                 _row(

@@ -106,6 +106,7 @@ async def describe_program(db: Database) -> str:
         plan = f", plan: {c.plan.method} on {c.plan.primary_behavior} from {c.plan.first_analysis}" if c.plan else ""
         lines.append(f"  {c.key} — {c.name}: starts {c.starts}, {c.weeks} weeks, {counts.get(c.key, 0)} members{comparison}{plan}")
         lines.append(f"    checklist: {', '.join(c.checklist)}")
+        lines.append(f"    receives: {program.treatment_summary(c.key)}")
     if verdicts:
         # Counts only: which nudges members find useful, never who said what.
         lines.append("nudge feedback (useful / not for me):")

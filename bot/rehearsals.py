@@ -105,6 +105,8 @@ class Rehearsals:
 
     async def start(self, platform: str, user_id: str, key: str | None, now: datetime) -> Reply:
         """Show the scenarios (no key), or start one and send its introduction by DM."""
+        if (not_yet := await self._not_treated_yet(platform, user_id, now)) is not None:
+            return Reply(text=not_yet)
         if not key:
             return await self._menu(platform, user_id)
         try:
@@ -120,6 +122,21 @@ class Rehearsals:
             await rehearsals.start_session(session, person.id, scenario.key, now)
         await self._send(platform, user_id, render_intro(scenario, self.coach.source))
         return Reply(update=Message(f"Rehearsal started: {scenario.title}", (Context(f"Rehearsal started: {scenario.title}"),)))
+
+    async def _not_treated_yet(self, platform: str, user_id: str, now: datetime) -> str | None:
+        """Why a participant of a comparison cohort cannot rehearse yet (rehearsals are part of
+        the treatment it is compared without), or None."""
+        async with self.db.session() as session:
+            person = await people.by_platform_id(session, platform, user_id)
+            cohorts = await people.participations(session, person.id) if person else []
+        if not cohorts:
+            return None
+        program = await self.programs.get()
+        if any(program.is_treated(c.key, now.date()) for c in cohorts):
+            return None
+        starts = program.treatment_starts(cohorts[0].key)
+        when = f"from {starts:%-d %B %Y}" if starts else "once your program owner opens them"
+        return f"Rehearsals are part of the training your cohort starts later: they open for you {when}."
 
     async def _menu(self, platform: str, user_id: str) -> Reply:
         await self._send(platform, user_id, scenario_menu(self.book))

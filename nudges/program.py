@@ -142,6 +142,10 @@ class Cohort(_Strict):
     weeks: int = Field(ge=1, le=104)
     checklist: list[Key]
     comparison: Key | None = None
+    # For a cohort that another names as its comparison: the day its own treatment (coaching
+    # nudges, rehearsals) begins, as the later wave of a phased rollout. Until then, and
+    # always without it, it is measured only: consent, checklists and reminders.
+    treatment_starts: date | None = None
     sponsor_channel: ChannelRef | None = None
     review_channel: ChannelRef | None = None
     sponsors: list[Email] = Field(default_factory=list, max_length=100)
@@ -208,6 +212,44 @@ class Program(_Strict):
                     raise _FieldError(f"{where}.members[{j}]", f"duplicate member {member.email} (already in {seen_members[member.email]})")
                 seen_members[member.email] = f"cohort {cohort.key}"
         return self
+
+    @model_validator(mode="after")
+    def _treatment_starts_fits(self) -> Program:
+        for i, cohort in enumerate(self.cohorts):
+            if cohort.treatment_starts is None:
+                continue
+            if not self.compared_with(cohort.key):
+                raise _FieldError(
+                    f"cohorts[{i}].treatment_starts", "only a comparison cohort (one another cohort names as `comparison`) has one"
+                )
+            if cohort.treatment_starts < cohort.starts:
+                raise _FieldError(f"cohorts[{i}].treatment_starts", f"is before the cohort starts ({cohort.starts})")
+        return self
+
+    def compared_with(self, key: str) -> list[Cohort]:
+        """The cohorts that name cohort ``key`` as their comparison."""
+        return [c for c in self.cohorts if c.comparison == key]
+
+    def treatment_starts(self, key: str) -> date | None:
+        """The day cohort ``key``'s members start receiving coaching nudges and rehearsals: the
+        cohort's start, or for a comparison cohort its ``treatment_starts`` (None: never)."""
+        cohort = self.cohort(key)
+        return cohort.treatment_starts if self.compared_with(key) else cohort.starts
+
+    def is_treated(self, key: str, day: date) -> bool:
+        """Whether cohort ``key`` receives treatment (nudges, rehearsals) on ``day``."""
+        starts = self.treatment_starts(key)
+        return starts is not None and day >= starts
+
+    def treatment_summary(self, key: str) -> str:
+        """What the cohort's members receive, in a few words for the program owner and the sponsor."""
+        starts = self.treatment_starts(key)
+        if starts is None:
+            of = ", ".join(c.name for c in self.compared_with(key))
+            return f"checklists only (the comparison for {of})"
+        if starts > self.cohort(key).starts:
+            return f"checklists only until {starts}, then coaching nudges and rehearsals"
+        return "checklists, coaching nudges and rehearsals"
 
     def behavior(self, key: str) -> Behavior:
         for behavior in self.behaviors:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,7 +15,7 @@ from nudges.program import Program, load_program, parse_program
 from nudges.weeks import IsoWeek
 from storage import checkins, people
 from storage.db import Database
-from storage.models import Delivery, Person
+from storage.models import Cohort, Consent, Delivery, Person
 from storage.programs import save_program
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
@@ -220,3 +220,43 @@ async def test_the_consent_request_waits_for_the_members_morning(db: Database, p
     due = {zone: when for zone, when in rows}
     assert due["Europe/Lisbon"] == at
     assert due["America/New_York"] == _local("2026-01-05", "08:00", "America/New_York")
+
+
+async def test_a_concurrent_comparison_cohort_gets_checklists_and_reminders_but_no_nudges(tmp_path: Path) -> None:
+    # Three weeks of the real loop (tick, delivery, simulated members clicking answers):
+    # Wave B runs beside the pilot as its comparison and is treated only from 6 April.
+    from bot.demo import run_demo
+
+    await run_demo(tmp_path, weeks=3, managers=20)
+    database = Database(f"sqlite:///{tmp_path / 'reinforce.db'}")
+    try:
+        async with database.session() as session:
+            rows = await session.execute(
+                select(Cohort.key, Delivery.kind, Delivery.person_id)
+                .join(Cohort, Cohort.id == Delivery.cohort_id)
+                .join(Consent, Consent.person_id == Delivery.person_id)
+                .where(Consent.status == "accepted")
+            )
+            sent: dict[tuple[str, str], list[int]] = {}
+            for cohort, kind, person in rows:
+                sent.setdefault((cohort, kind), []).append(person)
+    finally:
+        await database.close()
+    for cohort in ("pilot-a", "wave-b"):
+        checklists = sent[(cohort, "checklist")]
+        assert len(set(checklists)) >= 8 and all(checklists.count(p) == 3 for p in checklists), cohort  # one a week, each member
+    assert sent.get(("wave-b", "reminder")) and sent.get(("pilot-a", "nudge"))
+    assert ("wave-b", "nudge") not in sent
+
+
+def test_a_comparison_cohort_is_treated_only_from_its_treatment_start(program: Program) -> None:
+    assert program.treatment_starts("pilot-a") == program.cohort("pilot-a").starts
+    assert program.treatment_starts("wave-b") == date(2026, 4, 6)
+    assert not program.is_treated("wave-b", date(2026, 4, 5))
+    assert program.is_treated("wave-b", date(2026, 4, 6))
+    assert program.treatment_summary("wave-b") == "checklists only until 2026-04-06, then coaching nudges and rehearsals"
+    data = program.model_dump(mode="json")
+    data["cohorts"][1]["treatment_starts"] = None
+    untreated = parse_program(data, "test")
+    assert not untreated.is_treated("wave-b", date(2027, 1, 1))
+    assert untreated.treatment_summary("wave-b") == "checklists only (the comparison for Pilot A)"

@@ -237,3 +237,20 @@ async def test_without_consent_nothing_is_recorded(offline: Rig) -> None:
     async with offline.db.session() as session:
         assert (await session.scalars(select(RehearsalSession))).all() == []
         assert (await session.scalars(select(Delivery))).all() == []
+
+
+async def test_a_comparison_cohort_member_cannot_rehearse_before_its_treatment_starts(offline: Rig) -> None:
+    program = await offline.rehearsals.programs.get()
+    member = program.cohort("wave-b").members[0]
+    async with offline.db.session() as session:
+        person = await people.by_email(session, member.email)
+        person.platform_user_id = "T1:wave-b-member"
+        await people.set_consent(session, person.id, "accepted", NOW)
+    for scenario in (None, "vp-decision-huddles"):
+        reply = await offline.rehearsals.start(member.platform, "T1:wave-b-member", scenario, NOW)
+        assert reply.text == "Rehearsals are part of the training your cohort starts later: they open for you from 6 April 2026."
+    async with offline.db.session() as session:
+        assert (await session.scalars(select(RehearsalSession))).all() == []
+    assert offline.chat.posted == {}
+    # The pilot's members rehearse as before.
+    assert (await offline.rehearsals.start("slack", offline.leader, "vp-decision-huddles", NOW)).update is not None

@@ -529,3 +529,13 @@ def test_oversized_file_is_rejected_without_parsing(tmp_path: Path) -> None:
     message = load_error(path)
 
     assert message.startswith(f"{path}: the file is larger than")
+
+
+def test_treatment_starts_belongs_to_a_comparison_cohort_and_not_before_it_starts(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["treatment_starts"] = "2026-02-02"
+    assert problems(data) == [
+        "bad.yaml: cohorts[pilot-a].treatment_starts: only a comparison cohort (one another cohort names as `comparison`) has one"
+    ]
+    del cohort(data, "pilot-a")["treatment_starts"]
+    cohort(data, "wave-b")["treatment_starts"] = "2025-12-29"
+    assert problems(data) == ["bad.yaml: cohorts[wave-b].treatment_starts: is before the cohort starts (2026-01-05)"]
