@@ -37,8 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web process (webhooks, /healthz, /metrics)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=_bounded(1, 65535), help="default: $PORT")
+    _metrics_arguments(serve, "serve /metrics on this port instead of the webhook port")
 
-    commands.add_parser("worker", help="run the scheduler and delivery worker")
+    worker = commands.add_parser("worker", help="run the scheduler and delivery worker")
+    _metrics_arguments(worker, "serve the worker's /metrics on this port (default: none)")
 
     rehearse = commands.add_parser("rehearse", help="rehearse a stakeholder pitch in the terminal (your turns from stdin; `done` ends)")
     rehearse.add_argument("scenario", nargs="?", help="scenario key (default: the first in the scenario file)")
@@ -71,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     forget = commands.add_parser("forget", help="delete everything held about a person (email or platform id); audited")
     forget.add_argument("person", metavar="PERSON", help="an email, or a platform id such as T0001:U123 (Slack) or TENANT:AAD-ID (Teams)")
     return parser
+
+
+def _metrics_arguments(parser: argparse.ArgumentParser, port_help: str) -> None:
+    parser.add_argument("--metrics-port", type=_bounded(1, 65535), help=port_help)
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
 
 
 def _iso_week(text: str) -> IsoWeek:
@@ -132,7 +139,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
             case "serve":
                 return await _serve(args, settings)
             case "worker":
-                return await _worker(settings)
+                return await _worker(args, settings)
             case "tick":
                 return await _tick(args, settings)
             case "rehearse":
@@ -298,6 +305,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     await _check_schema(settings)
     from bot.app import build, configuration_report
+    from bot.metrics import start_metrics_site
     from bot.web import make_web_app
 
     log = _process_logging("reinforce.serve")
@@ -307,11 +315,16 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settle()
     # No per-request access log: /metrics counts requests, and the log line costs more
     # than a click's own work under load.
-    runner = web.AppRunner(make_web_app(app), access_log=None)
+    runner = web.AppRunner(make_web_app(app, metrics=not args.metrics_port), access_log=None)
     await runner.setup()
     port = args.port or settings.port
     await web.TCPSite(runner, args.host, port).start()
-    log.info("serving on http://%s:%d (/healthz, /metrics)", args.host, port)
+    log.info("serving on http://%s:%d (/healthz%s)", args.host, port, "" if args.metrics_port else ", /metrics")
+    metrics_site = None
+    if args.metrics_port:
+        token = settings.reinforce_metrics_token
+        metrics_site = await start_metrics_site(app.db, token.get_secret_value() if token else None, args.metrics_host, args.metrics_port)
+        log.info("metrics at http://%s:%d/metrics", args.metrics_host, args.metrics_port)
     socket_mode = None
     if app.slack is not None and settings.slack_app_token:
         socket_mode = await app.slack.connect_socket_mode(settings.slack_app_token.get_secret_value())
@@ -321,6 +334,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if socket_mode is not None:
             await socket_mode.close_async()
+        if metrics_site is not None:
+            await metrics_site.cleanup()
         await runner.cleanup()
     return 0
 
@@ -386,7 +401,7 @@ async def _tick(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _worker(settings: Settings) -> int:
+async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build, configuration_report
     from bot.worker import run_worker
 
@@ -396,7 +411,7 @@ async def _worker(settings: Settings) -> int:
         log.info("%s", line)
     app = build(settings)
     settle()
-    await run_worker(app)
+    await run_worker(app, metrics_at=(args.metrics_host, args.metrics_port) if args.metrics_port else None)
     return 0
 
 

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     reinforce_scenarios: str | None = None  # scenario file; default: examples/scenarios.yaml
 
     reinforce_pseudonym_key: SecretStr | None = None
+    reinforce_metrics_token: SecretStr | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
     reinforce_retention_days: int = Field(default=400, ge=1, le=3650)
 
     # Sends per second the delivery engine allows itself (the platforms' published limits).

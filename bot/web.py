@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from bot.app import App
+from bot.metrics import add_metrics
 
 log = logging.getLogger(__name__)
 APP_KEY = web.AppKey("reinforce", App)
@@ -26,15 +26,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def metrics(_request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def make_web_app(app: App) -> web.Application:
+def make_web_app(app: App, *, metrics: bool = True) -> web.Application:
+    """The web process's routes; ``metrics=False`` when /metrics is served on a port of its own."""
     web_app = web.Application()
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
-    web_app.router.add_get("/metrics", metrics)
+    if metrics:
+        add_metrics(web_app, app.db, _token(app))
     if app.slack is not None and app.slack.signing_secret:
         web_app.router.add_post("/slack/events", app.slack.handle)
         if app.slack.app.oauth_flow is not None:
@@ -52,3 +50,8 @@ def make_web_app(app: App) -> web.Application:
     web_app.on_startup.append(start)
     web_app.on_cleanup.append(close)
     return web_app
+
+
+def _token(app: App) -> str | None:
+    token = app.settings.reinforce_metrics_token
+    return token.get_secret_value() if token else None

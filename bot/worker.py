@@ -15,6 +15,7 @@ from bot.app import App
 from bot.delivery import utc_now
 from bot.jobs import tick
 from bot.lifecycle import purge_expired
+from bot.metrics import start_metrics_site
 from nudges.program import ProgramError
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,22 @@ async def delivery_loop(app: App, stop: asyncio.Event, idle_poll: float = IDLE_P
             await asyncio.wait_for(stop.wait(), idle_poll)
 
 
-async def run_worker(app: App, stop: asyncio.Event | None = None, tick_seconds: float = TICK_SECONDS) -> None:
+async def run_worker(
+    app: App, stop: asyncio.Event | None = None, tick_seconds: float = TICK_SECONDS, metrics_at: tuple[str, int] | None = None
+) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set). Ticks only insert under unique keys and
-    deliveries are leased, so two workers never send the same message twice."""
+    deliveries are leased, so two workers never send the same message twice. With
+    ``metrics_at`` (host, port) the worker serves its own /metrics there."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
+    metrics_site = None
+    if metrics_at is not None:
+        token = app.settings.reinforce_metrics_token
+        metrics_site = await start_metrics_site(app.db, token.get_secret_value() if token else None, *metrics_at)
+        log.info("worker metrics at http://%s:%d/metrics", *metrics_at)
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
         tick_job, "interval", seconds=tick_seconds, args=[app], next_run_time=utc_now(), max_instances=1, coalesce=True, id="tick"
@@ -81,5 +90,7 @@ async def run_worker(app: App, stop: asyncio.Event | None = None, tick_seconds: 
         scheduler.shutdown(wait=False)
         if delivering is not None:
             await delivering
+        if metrics_site is not None:
+            await metrics_site.cleanup()
         await app.close()
         log.info("worker stopped")

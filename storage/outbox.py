@@ -256,3 +256,25 @@ async def nudge_delivery(session: AsyncSession, person_id: int, nudge_id: str, p
         select(Delivery.payload).where(Delivery.kind == "nudge", Delivery.person_id == person_id, Delivery.period == period)
     )
     return payload if payload and payload.get("nudge_id") == nudge_id else None
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The outbox at a glance: rows not sent yet, rows failed for good, and when the oldest
+    row that is due (and unsent) fell due."""
+
+    pending: int
+    failed: int
+    oldest_due: datetime | None
+
+
+_UNSENT = ("pending", "sending", "verifying")
+
+
+async def backlog(session: AsyncSession, now: datetime) -> Backlog:
+    """The outbox's backlog at ``now``; a row whose lease ran out counts as due."""
+    by_status = select(Delivery.status, func.count()).where(Delivery.status.in_((*_UNSENT, "failed"))).group_by(Delivery.status)
+    counts: dict[str, int] = {status: n for status, n in await session.execute(by_status)}
+    due = select(func.min(Delivery.next_attempt_at)).where(Delivery.status.in_(_UNSENT), Delivery.next_attempt_at <= now)
+    oldest = await session.scalar(due)
+    return Backlog(pending=sum(counts.get(s, 0) for s in _UNSENT), failed=counts.get("failed", 0), oldest_due=oldest)
