@@ -39,8 +39,7 @@ class App:
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self.db, self.chats, limiter=RateLimiter(rate_limits(self.settings)))
         self.deliverer.renderers["digest"] = self._render_digest
-        self.deliverer.renderers["review"] = self.rehearsals.render_review_row
-        self.deliverer.renderers["review_outcome"] = self.rehearsals.render_outcome
+        self.deliverer.renderers.update(self.rehearsals.renderers())
 
     async def _render_digest(self, row: Claimed, now: datetime) -> Message:
         program = await self.programs.get()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.reviews import review_reminders
 from nudges.coaching import choose_nudge
 from nudges.program import Cohort as CohortSpec
 from nudges.program import Program
@@ -59,6 +60,9 @@ async def tick(db: Database, program: Program, now: datetime) -> TickReport:
             rows += _digest(spec, cohort_id, now)
             for kind in await outbox.enqueue_many(session, rows):
                 report.queued[kind] = report.queued.get(kind, 0) + 1
+    async with db.session() as session:
+        for kind in await outbox.enqueue_many(session, await review_reminders(session, program, now)):
+            report.queued[kind] = report.queued.get(kind, 0) + 1
     return report
 
 

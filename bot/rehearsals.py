@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from adapters.base import ChatPort, DeliveryError, LlmError, Recipient, RehearsalPort, Reply, TextCommand
+from bot.delivery import Renderer
 from bot.programs import ProgramSource
 from nudges.messages import Choice, Context, Header, Message, Section
 from nudges.rehearsal import (
@@ -296,8 +297,39 @@ class Rehearsals:
             scenario, note or "A coach looked at your rehearsal.", cast(ReviewStatus, review.status), cast(Source, review.source)
         )
 
+    def renderers(self) -> dict[str, Renderer]:
+        """The outbox kinds this use case renders when the delivery engine sends them."""
+        return {
+            "review": self.render_review_row,
+            "review_outcome": self.render_outcome,
+            "review_reminder": self.render_reminder,
+            "review_pending": self.render_pending,
+        }
+
     async def render_review_row(self, row: Claimed, now: datetime) -> Message:
         return await self.render_review(row.payload["review"])
+
+    async def render_reminder(self, row: Claimed, now: datetime) -> Message:
+        """A flagged item nobody decided, again, for its coaches (review channel) or an admin (DM)."""
+        async with self.db.session() as session:
+            found = await rehearsals.review_with_session(session, row.payload["review"])
+        if found is None or found[0].status != "awaiting_review":
+            raise DeliveryError("the feedback was decided before the reminder went out", permanent=True)
+        waiting = f"Still waiting for a coach since {found[0].created_at:%a %-d %b}: please approve, edit or reject."
+        review = await self.render_review(row.payload["review"])
+        return Message(f"Reminder: {review.text}", (Context(waiting), *review.blocks))
+
+    async def render_pending(self, row: Claimed, now: datetime) -> Message:
+        """The learner's word that their flagged feedback still waits for a coach."""
+        async with self.db.session() as session:
+            found = await rehearsals.review_with_session(session, row.payload["review"])
+        if found is None or found[0].status != "awaiting_review":
+            raise DeliveryError("the feedback was decided before the learner was told it was pending", permanent=True)
+        title = self.book.get(found[1].scenario_key).title
+        text = (
+            f"A coach has not reviewed the feedback on your “{title}” rehearsal yet. It is still pending; I will tell you when they have."
+        )
+        return Message(text, (Context(text),))
 
     async def _send(self, platform: str, user_id: str, message: Message) -> dict[str, Any]:
         chat = self.chats.get(platform)

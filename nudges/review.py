@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Literal
 
 ReviewStatus = Literal["not_reviewed", "awaiting_review", "approved", "edited", "rejected"]
@@ -42,6 +43,7 @@ STATUS_TEXT: dict[ReviewStatus, str] = {
     "edited": "edited by a coach",
     "rejected": "rejected by a coach",
 }
+_SATURDAY = 5
 _DECIDED: dict[Decision, ReviewStatus] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
 
 
@@ -71,6 +73,37 @@ def apply_decision(status: ReviewStatus, decision: Decision) -> ReviewStatus:
     if status in ("approved", "edited", "rejected"):
         raise ReviewError(f"this feedback was already {STATUS_TEXT[status]}")
     return _DECIDED[decision]
+
+
+# Flagged feedback that nobody decided reminds the cohort's coaches after this many working
+# days, and the program's admins after as many more; the learner hears it is still pending.
+REMIND_COACHES_AFTER = 2
+REMIND_ADMINS_AFTER = 4
+Escalation = Literal["coaches", "admins"]
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """``start`` moved on by ``days`` working days (Monday to Friday), at the same time of day;
+    a start at a weekend counts from the Monday after it."""
+    at = start
+    while at.weekday() >= _SATURDAY:
+        at = datetime.combine(at.date() + timedelta(days=1), time(0), at.tzinfo)
+    left = days
+    while left > 0:
+        at += timedelta(days=1)
+        if at.weekday() < _SATURDAY:
+            left -= 1
+    return at
+
+
+def escalations_due(flagged_at: datetime, now: datetime) -> tuple[Escalation, ...]:
+    """Who should have been reminded of an undecided flagged item by ``now`` (working days in UTC)."""
+    due: list[Escalation] = []
+    if now >= add_working_days(flagged_at, REMIND_COACHES_AFTER):
+        due.append("coaches")
+    if now >= add_working_days(flagged_at, REMIND_ADMINS_AFTER):
+        due.append("admins")
+    return tuple(due)
 
 
 def _rx(*alternatives: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:

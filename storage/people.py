@@ -80,6 +80,18 @@ async def holds_role(session: AsyncSession, person_id: int, role: str, cohort_ke
     return await session.scalar(query.limit(1)) is not None
 
 
+async def with_role(session: AsyncSession, role: str) -> list[Person]:
+    """Everyone who actively holds ``role`` somewhere (admins: program-wide), in a stable order."""
+    rows = await session.scalars(
+        select(Person)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.role == role, Membership.active)
+        .distinct()
+        .order_by(Person.id)
+    )
+    return list(rows)
+
+
 async def cohorts_with_role(session: AsyncSession, person_id: int, role: str) -> list[str]:
     rows = await session.scalars(
         select(Cohort.key)

@@ -83,3 +83,15 @@ async def decide(session: AsyncSession, review_id: int, status: str, reviewer: s
     if coach_note:
         review.feedback = {**review.feedback, "coach_note": coach_note}
     return True
+
+
+async def awaiting(session: AsyncSession) -> list[tuple[int, int, datetime]]:
+    """(review id, learner's person id, when it was flagged) of the items still awaiting a coach
+    (few: only flagged feedback waits, and coaches decide within days)."""
+    rows = await session.execute(
+        select(FeedbackReview.id, RehearsalSession.person_id, FeedbackReview.created_at)
+        .join(RehearsalSession, RehearsalSession.id == FeedbackReview.session_id)
+        .where(FeedbackReview.status == "awaiting_review")
+        .order_by(FeedbackReview.id)
+    )
+    return [(review_id, person_id, at) for review_id, person_id, at in rows]

@@ -29,7 +29,10 @@ from tests.fakes.openai_server import FakeOpenAI, fake_openai
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 6, 10, 0, tzinfo=UTC)
-GOOD_PITCH = "Dana, can we trial a 15-minute weekly decision huddle for six weeks, starting Tuesday? Last quarter 4 of 9 launches slipped waiting on decisions."
+GOOD_PITCH = (
+    "Dana, can we trial a 15-minute weekly decision huddle for six weeks, starting Tuesday? "
+    "Last quarter 4 of 9 launches slipped waiting on decisions."
+)
 
 
 @dataclass
@@ -64,7 +67,7 @@ async def _rig(db: Database, coach_port: object) -> Rig:
     programs = ProgramSource(db)
     book = load_scenarios(str(ROOT / "examples" / "scenarios.yaml"))
     rehearsals = Rehearsals(db, programs, book, coach_port, chats)  # type: ignore[arg-type]
-    deliverer = Deliverer(db, chats, renderers={"review": rehearsals.render_review_row, "review_outcome": rehearsals.render_outcome})
+    deliverer = Deliverer(db, chats, renderers=rehearsals.renderers())
     inbound = InboundHandler(db, programs, chats, rehearsals)
     return Rig(
         db, chat, inbound, rehearsals, deliverer, ids[leader.email], ids["coach@example.com"], ids[program.cohorts[0].members[1].email]
@@ -254,3 +257,49 @@ async def test_a_comparison_cohort_member_cannot_rehearse_before_its_treatment_s
     assert offline.chat.posted == {}
     # The pilot's members rehearse as before.
     assert (await offline.rehearsals.start("slack", offline.leader, "vp-decision-huddles", NOW)).update is not None
+
+
+async def test_flagged_feedback_nobody_decides_reminds_coaches_then_admins_once_each(offline: Rig) -> None:
+    from bot.jobs import tick
+
+    platform = await _platform(offline)
+    await offline.inbound.command(TextCommand(platform, offline.leader, "rehearse vp-decision-huddles", NOW))
+    await _say(offline, "If the huddles fail I will put Sam on a PIP and cut his bonus.", platform)
+    await _say(offline, "done", platform)  # flagged on Tuesday 6 January, 10:00
+    program = await offline.rehearsals.programs.get()
+
+    async def queued_at(at: datetime) -> list[str]:
+        await tick(offline.db, program, at)
+        await offline.deliverer.deliver_due(program, lambda: at)
+        async with offline.db.session() as session:
+            keys = await session.scalars(select(Delivery.idempotency_key).where(Delivery.kind.in_(("review_reminder", "review_pending"))))
+            return sorted(key.rsplit(":", 1)[0] if ":admin:" in key else key.split(":")[0] + ":" + key.split(":")[-1] for key in keys)
+
+    assert await queued_at(datetime(2026, 1, 7, 10, 0, tzinfo=UTC)) == []  # one working day
+    assert await queued_at(datetime(2026, 1, 8, 10, 0, tzinfo=UTC)) == ["review_pending:1", "review_reminder:coaches"]
+    channel = [p.message.plain() for p in offline.chat.posted.values() if p.to.channel_id == "C0REVIEW"]
+    assert "Still waiting for a coach since Tue 6 Jan" in channel[-1] and "[ ] Approve" in channel[-1]
+    told = [p.message.plain() for p in offline.chat.posted.values() if p.to.user_id == offline.leader]
+    assert "is still pending" in told[-1]
+    # Friday is the third working day; Monday 12 January the fourth: the admins are told.
+    assert await queued_at(datetime(2026, 1, 9, 10, 0, tzinfo=UTC)) == ["review_pending:1", "review_reminder:coaches"]
+    assert await queued_at(datetime(2026, 1, 12, 10, 0, tzinfo=UTC)) == [
+        "review_pending:1",
+        "review_reminder:1:admin",
+        "review_reminder:coaches",
+    ]
+    admins = [p for p in offline.chat.posted.values() if p.to.user_id == "console:owner@example.com"]
+    assert len(admins) == 1 and "Still waiting for a coach" in admins[0].message.plain()
+    before = len(offline.chat.posted)
+    assert len(await queued_at(datetime(2026, 1, 13, 10, 0, tzinfo=UTC))) == 3
+    assert len(offline.chat.posted) == before  # nothing twice
+
+
+def test_working_days_skip_the_weekend() -> None:
+    from nudges.review import add_working_days, escalations_due
+
+    friday = datetime(2026, 1, 9, 15, 0, tzinfo=UTC)
+    assert add_working_days(friday, 2) == datetime(2026, 1, 13, 15, 0, tzinfo=UTC)
+    assert add_working_days(datetime(2026, 1, 10, 15, 0, tzinfo=UTC), 1) == datetime(2026, 1, 13, 0, 0, tzinfo=UTC)
+    assert escalations_due(friday, datetime(2026, 1, 13, 14, 59, tzinfo=UTC)) == ()
+    assert escalations_due(friday, datetime(2026, 1, 15, 15, 0, tzinfo=UTC)) == ("coaches", "admins")

@@ -1,0 +1,84 @@
+"""Flagged AI feedback that waits too long for a coach: who is reminded, once each, and when.
+
+The tick calls this; the outbox keys make every reminder one row, however often it runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nudges.program import Program, ProgramError
+from nudges.review import escalations_due
+from storage import people, rehearsals
+from storage.models import Person
+
+
+async def review_reminders(session: AsyncSession, program: Program, now: datetime) -> list[dict[str, Any]]:
+    """Outbox rows for the flagged items nobody decided: after ``nudges.review.REMIND_COACHES_AFTER``
+    working days a reminder in the cohort's review channel and a word to the learner that the review is
+    still pending; after as many more, a direct message to each of the program's admins."""
+    rows: list[dict[str, Any]] = []
+    for review_id, learner_id, flagged_at in await rehearsals.awaiting(session):
+        due = escalations_due(flagged_at, now)
+        if not due:
+            continue
+        learner = await session.get(Person, learner_id)
+        cohorts = await people.participations(session, learner_id)
+        try:
+            channel = program.cohort(cohorts[0].key).review_channel if cohorts else None
+        except ProgramError:  # the learner's cohort left the program
+            channel = None
+        payload = {"review": review_id}
+        if channel is not None:
+            rows.append(
+                _row(
+                    f"review_reminder:{review_id}:coaches",
+                    "review_reminder",
+                    now,
+                    platform=channel.platform,
+                    target=channel.id,
+                    payload=payload,
+                )
+            )
+        if learner is not None:
+            rows.append(_row(f"review_pending:{review_id}", "review_pending", now, person=learner, payload=payload))
+        if "admins" in due:
+            fallback = channel.platform if channel else (learner.platform if learner else None)
+            for admin in await people.with_role(session, "admin"):
+                rows.append(
+                    _row(
+                        f"review_reminder:{review_id}:admin:{admin.id}",
+                        "review_reminder",
+                        now,
+                        person=admin,
+                        platform=admin.platform or fallback,
+                        payload=payload,
+                    )
+                )
+    return rows
+
+
+def _row(
+    key: str,
+    kind: str,
+    now: datetime,
+    *,
+    person: Person | None = None,
+    platform: str | None = None,
+    target: str | None = None,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "idempotency_key": key,
+        "kind": kind,
+        "period": "once",
+        "due_at": now,
+        "cohort_id": None,
+        "person_id": person.id if person else None,
+        "platform": platform or (person.platform if person else None),
+        "target": target,
+        "payload": payload,
+    }
