@@ -19,28 +19,16 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import Click, Inbound, Reply, Submission, TextCommand
-from adapters.slack.blocks import (
-    BUTTON_ACTION_PREFIX,
-    NOTE_CALLBACK,
-    NOTE_LIMIT,
-    blocks_json,
-    escape,
-    fallback_text,
-    home_view,
-    note_modal,
-)
-from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, make_client, member_id
+from adapters.base import Click, DeliveryError, Inbound, Reply, Submission, TextCommand
+from adapters.slack.blocks import BUTTON_ACTION_PREFIX, NOTE_CALLBACK, NOTE_LIMIT, escape, note_modal
+from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, click_event_id, make_client, member_id
 from adapters.slack.payloads import MalformedRequest, parse_request
 from nudges.checklist import AnswerError, ChoiceRef
-from nudges.messages import Message
 from nudges.review import is_edit_button
 
 log = logging.getLogger(__name__)
@@ -92,7 +80,7 @@ class SlackAdapter:
                 scopes=SCOPES,
                 installation_store=store,
                 state_store=states,
-                **({"authorization_url": authorization_url} if authorization_url else {}),
+                authorization_url=authorization_url,  # None: Slack's own
             )
             self.app = AsyncApp(
                 signing_secret=signing_secret,
@@ -116,7 +104,6 @@ class SlackAdapter:
             tokens = SingleWorkspace(bot_token)
         self.chat = SlackChat(client, tokens)
         self._verifier = SignatureVerifier(signing_secret)
-        self._updates: dict[tuple[str, str], Message | None] = {}
         self._after: set[asyncio.Task[None]] = set()
         self._register()
 
@@ -127,7 +114,8 @@ class SlackAdapter:
         what was clicked is stored and hands what follows (updating the message, a modal, a
         rehearsal's answer) to this. Bolt's other mode would run every listener in the
         background and poll for its ack every 10 ms, a cost on every request and up to
-        10 ms on every acknowledgement.
+        10 ms on every acknowledgement. What was clicked is already stored, so a call to
+        Slack that fails here is logged (the member sees the old message), not raised.
         """
         task = asyncio.ensure_future(work)
         self._after.add(task)
@@ -135,7 +123,11 @@ class SlackAdapter:
 
     def _done_later(self, task: asyncio.Task[None]) -> None:
         self._after.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, DeliveryError):
+            log.warning("could not show the reply in Slack: %s", exc.reason)
+        else:
             log.error("Slack: work after the response failed: %s", exc.__class__.__name__, exc_info=exc)
 
     def _register(self) -> None:
@@ -146,28 +138,29 @@ class SlackAdapter:
         self.app.event("message")(self._on_message)
         self.app.error(self._on_error)
 
-    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         value = str(action.get("value", ""))
-        user_id = member_id(_team(body), body["user"]["id"])
+        team, user = _team(body), body["user"]["id"]
         container = body.get("container") or {}
         channel, ts = container.get("channel_id"), container.get("message_ts")
         if _is_note_button(value):
             await ack()
-            self._later(client.views_open(trigger_id=body["trigger_id"], view=note_modal(value, channel, ts)))
+            self._later(self.chat.open_view(team, body["trigger_id"], note_modal(value, channel, ts)))
             return
         click = Click(
             platform="slack",
-            event_id=f"{body['user']['id']}:{action.get('action_ts')}:{action.get('block_id')}:{action.get('action_id')}",
-            user_id=user_id,
+            event_id=click_event_id(user, str(action.get("action_ts")), str(action.get("block_id")), str(action.get("action_id"))),
+            user_id=member_id(team, user),
             value=value,
             at=_at(action.get("action_ts")),
-            message_ref={"channel": channel, "ts": ts} if channel and ts else None,
+            # In the shape SlackChat.send returns, so the application can update it through the port.
+            message_ref={"team": team, "channel": channel, "ts": ts} if channel and ts else None,
         )
         reply = await self.inbound.click(click)  # stored before the ack
         await ack()
-        self._show(client, reply, body["user"]["id"], channel, ts)
+        self._show(reply, click.user_id, channel, ts)
 
-    async def _on_note(self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_note(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         text = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("text", {}).get("value") or ""
         if len(text) > NOTE_LIMIT:
             await ack(response_action="errors", errors={"note": f"Please keep your note under {NOTE_LIMIT} characters."})
@@ -184,59 +177,49 @@ class SlackAdapter:
         )
         reply = await self.inbound.submit(submission)
         await ack()
-        self._show(client, reply, body["user"]["id"], meta.get("channel"), meta.get("ts"))
+        self._show(reply, user_id, meta.get("channel"), meta.get("ts"))
 
-    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """A member's message in the DM: a rehearsal turn, or a command. Answered after the
         event is acknowledged (a rehearsal turn waits for the model); bot messages and edits
         are ignored."""
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return
         user_id = member_id(body.get("team_id") or event.get("team", ""), event["user"])
-        text = str(event.get("text") or "")
+        text = unescape(str(event.get("text") or ""))
         command = TextCommand("slack", user_id, text, _at(event.get("ts")), event_id=body.get("event_id") or f"msg:{event.get('ts')}")
-        self._later(self._answer(client, event["channel"], command))
+        self._later(self._answer(command))
 
-    async def _answer(self, client: AsyncWebClient, channel: str, command: TextCommand) -> None:
+    async def _answer(self, command: TextCommand) -> None:
         reply = await self.inbound.message(command)
         if reply.text:
-            await client.chat_postMessage(channel=channel, text=escape(reply.text))
+            await self.chat.tell(command.user_id, reply.text)
 
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         user_id = member_id(command.get("team_id", ""), command["user_id"])
-        reply = await self.inbound.command(TextCommand("slack", user_id, command.get("text", ""), datetime.now(UTC)))
-        await ack(text=fallback_text_of(reply))
+        reply = await self.inbound.command(TextCommand("slack", user_id, unescape(command.get("text", "")), datetime.now(UTC)))
+        await ack(text=escape(reply.text or ""))
 
-    async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_home(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
         user_id = member_id(body.get("team_id") or event.get("view", {}).get("team_id", ""), event["user"])
-        self._later(self._publish_home(client, user_id, event["user"]))
+        self._later(self._publish_home(user_id))
 
-    async def _publish_home(self, client: AsyncWebClient, user_id: str, slack_user: str) -> None:
-        message = await self.inbound.home("slack", user_id, datetime.now(UTC))
-        await client.views_publish(user_id=slack_user, view=home_view(message))
+    async def _publish_home(self, user_id: str) -> None:
+        await self.chat.publish_home(user_id, await self.inbound.home("slack", user_id, datetime.now(UTC)))
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed (%s): %s", body.get("type", "?"), error.__class__.__name__, exc_info=error)
 
-    def _show(self, client: AsyncWebClient, reply: Reply, slack_user: str, channel: str | None, ts: str | None) -> None:
-        """After the ack: update the message the member acted on, and/or tell them something
-        privately. What was clicked is already stored, so a failure here is logged (the
-        member sees the old message) rather than raised."""
+    def _show(self, reply: Reply, member: str, channel: str | None, ts: str | None) -> None:
+        """After the ack: update the message the member acted on (updates of one message are
+        coalesced by SlackChat.update), and/or tell them something privately."""
         if reply.update is not None and channel and ts:
-            self._update(client, channel, ts, reply.update)
+            team, _user = member.split(":", 1)
+            self._later(self.chat.update({"team": team, "channel": channel, "ts": ts}, reply.update))
         if reply.text:
-            self._later(self._tell(client, fallback_text_of(reply), slack_user, channel))
-
-    async def _tell(self, client: AsyncWebClient, text: str, slack_user: str, channel: str | None) -> None:
-        try:
-            if channel:
-                await client.chat_postEphemeral(channel=channel, user=slack_user, text=text)
-            else:  # from App Home: there is no channel, so answer in the DM
-                await client.chat_postMessage(channel=slack_user, text=text)
-        except SlackApiError as exc:
-            _could_not_show(exc)
+            self._later(self.chat.tell(member, reply.text, channel))
 
     async def start(self) -> None:
         """One HTTP connection pool for every Web API call (slack_sdk opens a new session per
@@ -255,36 +238,8 @@ class SlackAdapter:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         handler = AsyncSocketModeHandler(self.app, app_token)
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
         return handler
-
-    def _update(self, client: AsyncWebClient, channel: str, ts: str, message: Message) -> None:
-        """chat.update, coalesced per message: while an update of a message is waiting or in
-        flight, a newer state only replaces what is sent next, so a member clicking three
-        answers in a row costs at most two calls (chat.update is rate-limited per workspace),
-        and the last state always wins.
-
-        The call goes out after the replies that became ready together (clicks stored in
-        the same transaction, a double click) have registered, so only the newest of them
-        is sent, not a state already out of date. No timer: a click a person makes a second
-        later is shown as soon as it is stored.
-        """
-        key = (channel, ts)
-        waiting = key in self._updates
-        self._updates[key] = message
-        if not waiting:
-            self._later(self._send_updates(client, key))
-
-    async def _send_updates(self, client: AsyncWebClient, key: tuple[str, str]) -> None:
-        channel, ts = key
-        try:
-            while (latest := self._updates.get(key)) is not None:
-                self._updates[key] = None
-                await client.chat_update(channel=channel, ts=ts, text=fallback_text(latest), blocks=blocks_json(latest))
-        except SlackApiError as exc:
-            _could_not_show(exc)
-        finally:
-            self._updates.pop(key, None)
 
     async def handle(self, request: web.Request) -> web.Response:
         """aiohttp handler for /slack/events (and the OAuth pages when installs are enabled)."""
@@ -314,12 +269,11 @@ class SlackAdapter:
             return False
 
 
-def _could_not_show(exc: SlackApiError) -> None:
-    log.warning("could not show the reply in Slack: %s", exc.response.get("error") if exc.response is not None else exc)
-
-
-def fallback_text_of(reply: Reply) -> str:
-    return escape(reply.text or "")
+def unescape(text: str) -> str:
+    """Typed text as the member wrote it: Slack escapes "&", "<" and ">" in message and
+    command text (and blocks.escape does so again on the way out). "&amp;" goes last, so
+    "&amp;lt;" (someone typing "&lt;") stays "&lt;"."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _is_note_button(value: str) -> bool:
