@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.masking import mask
 from storage.db import DatabaseUrlError, check_url
 
 
@@ -159,5 +160,5 @@ def _describe(err: Any) -> str:
     elif err["type"] == "literal_error":
         problem = "must be one of " + err["ctx"]["expected"]
     if field not in _SECRET_FIELDS and isinstance(err.get("input"), str):
-        problem += f" (got {err['input']!r})"
+        problem += f" (got {mask(err['input'])!r})"
     return f"{field.upper()}: {problem}"

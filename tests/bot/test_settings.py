@@ -114,6 +114,22 @@ def test_a_malformed_secret_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> 
     assert "very-secret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("DATABASE_URL", "mysql://reinforce:hunter2@db.internal/reinforce", "mysql://reinforce:***@db.internal/reinforce"),
+        ("OPENAI_BASE_URL", "ftp://reinforce:hunter2@llm.internal/v1", "ftp://reinforce:***@llm.internal/v1"),
+        ("SLACK_API_URL", "slack.example/api?token=hunter2", "slack.example/api?token=***"),
+    ],
+)
+def test_a_bad_url_is_echoed_without_its_password(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, shown: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"{variable}: ") and f"(got {shown!r})" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
 def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MICROSOFT_APP_ID", "")
     monkeypatch.setenv("PORT", "")
