@@ -283,16 +283,14 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     await _check_schema(settings)
     from bot.app import build, configuration_report
-    from bot.web import make_web_app
+    from bot.web import make_runner
 
     log = _process_logging("reinforce.serve")
     for line in configuration_report(settings):
         log.info("%s", line)
     app = build(settings)
     settle()
-    # No per-request access log: /metrics counts requests, and the log line costs more
-    # than a click's own work under load.
-    runner = web.AppRunner(make_web_app(app), access_log=None)
+    runner = make_runner(app)
     await runner.setup()
     port = args.port or settings.port
     await web.TCPSite(runner, args.host, port).start()

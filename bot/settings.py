@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     reinforce_pseudonym_key: SecretStr | None = None
     reinforce_retention_days: int = Field(default=400, ge=1, le=3650)
 
+    # Seconds `reinforce serve` gives a client to send a request's headers, then its body; a
+    # slower client is disconnected (docs/operations.md: put a reverse proxy in front).
+    reinforce_header_timeout: float = Field(default=5.0, gt=0, le=600)
+    reinforce_body_timeout: float = Field(default=10.0, gt=0, le=600)
+
     # Sends per second the delivery engine allows itself (the platforms' published limits).
     reinforce_slack_rate_per_channel: float = Field(default=1.0, gt=0)
     reinforce_slack_rate_per_workspace: float | None = Field(default=None, gt=0)

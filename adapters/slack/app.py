@@ -7,10 +7,12 @@ that Slack saw acknowledged is never lost; the message is updated after the ack.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +34,14 @@ from nudges.checklist import AnswerError, ChoiceRef
 from nudges.review import is_edit_button
 
 log = logging.getLogger(__name__)
+# Bolt logs whole request bodies: at INFO the body of each request whose signature fails, and
+# at DEBUG. Every logger bolt makes takes its level from this one; refused requests are logged
+# by SlackAdapter.handle instead, one line each, without the body.
+bolt_log = logging.getLogger(__name__ + ".bolt")
+bolt_log.setLevel(logging.WARNING)
+# Slack signs requests with a Unix time in seconds and refuses to accept them 5 minutes later.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+MAX_AGE = 5 * 60
 
 SCOPES = ["chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands", "files:write"]
 # Table names the OAuth stores use in our database (created by our migrations).
@@ -88,6 +98,7 @@ class SlackAdapter:
                 oauth_settings=oauth,
                 request_verification_enabled=bool(signing_secret),
                 process_before_response=True,
+                logger=bolt_log,
             )
             tokens = InstalledWorkspaces(store, engine, store.bots)
         else:
@@ -100,10 +111,12 @@ class SlackAdapter:
                 client=client,
                 request_verification_enabled=bool(signing_secret),
                 process_before_response=True,
+                logger=bolt_log,
             )
             tokens = SingleWorkspace(bot_token)
         self.chat = SlackChat(client, tokens)
-        self._verifier = SignatureVerifier(signing_secret)
+        # None in Socket Mode only: then no HTTP request reaches handle (bot.web mounts nothing).
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._after: set[asyncio.Task[None]] = set()
         self._register()
 
@@ -251,22 +264,40 @@ class SlackAdapter:
         if request.method != "POST":
             return web.Response(status=405, text="POST only")
         raw = await request.read()
+        refusal = self._refusal(raw, request.headers)
+        if refusal is not None:
+            # One line, never the body: a stranger chooses it, and how often to send it. The
+            # hash tells an operator whether the same body keeps coming.
+            log.info("Slack: refused a request: %s (body of %d bytes, sha256 %s)", refusal, len(raw), hashlib.sha256(raw).hexdigest()[:12])
+            return web.Response(status=401, text="invalid signature")
         try:
             bolt_request = parse_request(raw, request.query_string, request.headers)
         except MalformedRequest as exc:
-            # Bolt parses the body before it checks the signature; a forged malformed
-            # request must still get 401, a signed malformed one 400.
-            if not self._signed(raw, request):
-                return web.Response(status=401, text="invalid signature")
             log.info("Slack: refused a malformed request (%s)", exc)
             return web.Response(status=400, text="malformed request")
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
-    def _signed(self, raw: bytes, request: web.Request) -> bool:
+    def _refusal(self, raw: bytes, headers: Mapping[str, str]) -> str | None:
+        """Why a request is not from Slack, or None when its signature holds.
+
+        Checked at the door, before anything parses the body (bolt parses it before it
+        checks the signature, and slack_sdk's check raises on a timestamp that is not a
+        number, which would be a 500). Bolt checks the signature again, a second lock. The
+        age is checked here too, only to name it: a server whose clock is wrong refuses
+        every request, and the log should say why.
+        """
+        timestamp, signature = headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
+        if self._verifier is None or not timestamp or not signature:
+            return "unsigned"
+        if not _TIMESTAMP.fullmatch(timestamp):
+            return "the timestamp is not a number"
+        if abs(time.time() - int(timestamp)) > MAX_AGE:
+            return "the timestamp is more than 5 minutes off (a replay, or this server's clock is wrong)"
         try:
-            return self._verifier.is_valid_request(raw, dict(request.headers))
+            valid = self._verifier.is_valid(raw, timestamp, signature)
         except UnicodeDecodeError:  # slack_sdk verifies text only, and Slack signs only UTF-8 bodies
-            return False
+            return "the body is not UTF-8"
+        return None if valid else "the signature does not match"
 
 
 def unescape(text: str) -> str:
