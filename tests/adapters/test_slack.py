@@ -311,6 +311,12 @@ async def test_slash_commands_help_pause_resume_and_optout(rig: Rig) -> None:
         assert await people.consent_status(session, person.id) == "withdrawn"
 
 
+async def test_slash_command_text_is_decoded_once_and_escaped_once(rig: Rig) -> None:
+    _email, user = await _first_slack_member(rig)
+    reply = await _command(rig, user, "R&amp;D&lt;")  # what Slack sends for "R&D<"
+    assert reply.startswith("I don't know “r&amp;d&lt;”")  # shown as typed, not as "r&amp;amp;d"
+
+
 async def test_checkin_command_sends_this_weeks_checklist_again(rig: Rig) -> None:
     await _deliver_checklists(rig)
     _email, user = await _first_slack_member(rig)

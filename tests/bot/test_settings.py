@@ -130,6 +130,20 @@ def test_a_bad_url_is_echoed_without_its_password(monkeypatch: pytest.MonkeyPatc
     assert "hunter2" not in str(caught.value)
 
 
+def test_the_web_servers_read_timeouts_are_a_few_seconds_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REINFORCE_HEADER_TIMEOUT", raising=False)
+    monkeypatch.delenv("REINFORCE_BODY_TIMEOUT", raising=False)
+    defaults = load_settings()
+    assert 1 <= defaults.reinforce_header_timeout <= 10 and 1 <= defaults.reinforce_body_timeout <= 30
+    monkeypatch.setenv("REINFORCE_HEADER_TIMEOUT", "2.5")
+    monkeypatch.setenv("REINFORCE_BODY_TIMEOUT", "20")
+    settings = load_settings()
+    assert (settings.reinforce_header_timeout, settings.reinforce_body_timeout) == (2.5, 20.0)
+    monkeypatch.setenv("REINFORCE_BODY_TIMEOUT", "0")
+    with pytest.raises(SettingsError, match=r"^REINFORCE_BODY_TIMEOUT: "):
+        load_settings()
+
+
 def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MICROSOFT_APP_ID", "")
     monkeypatch.setenv("PORT", "")
