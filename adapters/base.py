@@ -75,15 +75,27 @@ class Reply:
 
 
 class Inbound(Protocol):
-    """What adapters call with parsed platform requests; the application implements it."""
+    """What adapters call with parsed platform requests; the application (bot.inbound) implements it."""
 
-    async def click(self, click: Click) -> Reply: ...
+    async def click(self, click: Click) -> Reply:
+        """A button press: recorded once per ``event_id``."""
+        ...
 
-    async def submit(self, submission: Submission) -> Reply: ...
+    async def submit(self, submission: Submission) -> Reply:
+        """A form sent back: its answers, each recorded like a click, and its note."""
+        ...
 
-    async def command(self, command: TextCommand) -> Reply: ...
+    async def command(self, command: TextCommand) -> Reply:
+        """A command typed where only commands are expected (a slash command, a channel mention)."""
+        ...
 
-    async def home(self, platform: str, user_id: str, now: datetime) -> Message: ...
+    async def message(self, command: TextCommand) -> Reply:
+        """Free text in the member's direct chat: a rehearsal turn while one runs, else a command."""
+        ...
+
+    async def home(self, platform: str, user_id: str, now: datetime) -> Message:
+        """The member's own page (Slack App Home)."""
+        ...
 
 
 class RehearsalPort(Protocol):

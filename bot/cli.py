@@ -9,13 +9,13 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from bot.masking import mask, mask_logging
 from bot.settings import Settings, SettingsError, load_settings
 from nudges.program import ProgramError
 from nudges.weeks import IsoWeek
@@ -87,7 +87,7 @@ def _iso_week(text: str) -> IsoWeek:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _bounded(low: int, high: int):
+def _bounded(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -116,12 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return asyncio.run(_dispatch(args, settings)) or 0
     except SettingsError as exc:
-        for line in str(exc).splitlines():
-            print(f"reinforce: {line}", file=sys.stderr)
+        _complain(str(exc))
         return 2
     except (CliError, ProgramError) as exc:
-        for line in str(exc).splitlines():
-            print(f"reinforce: {line}", file=sys.stderr)
+        _complain(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
@@ -131,34 +129,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _complain(text: str) -> None:
+    """Error lines for the operator, on stderr; masked, since they may quote a URL or a token."""
+    for line in mask(text).splitlines():
+        print(f"reinforce: {line}", file=sys.stderr)
+
+
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     try:
-        match args.command:
-            case "demo":
-                return await _demo(args)
-            case "serve":
-                return await _serve(args, settings)
-            case "worker":
-                return await _worker(args, settings)
-            case "tick":
-                return await _tick(args, settings)
-            case "rehearse":
-                return await _rehearse(args, settings)
-            case "db":
-                return await _db_upgrade(settings)
-            case "program":
-                return await _program(args, settings)
-            case "digest":
-                return await _digest(args, settings)
-            case "export":
-                return await _export(args, settings)
-            case "forget":
-                return await _forget(args, settings)
-    except OperationalError as exc:
-        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        return await _COMMANDS[args.command](args, settings)
+    except DBAPIError as exc:
+        if exc.statement is not None:  # connected, and a statement failed: a bug, not the operator's to fix
+            raise
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
-        raise CliError(f"cannot use the database at {url}: {reason}") from None
-    return None
+        raise CliError(f"cannot use the database at {settings.database_url}: {reason}") from None
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -255,7 +239,8 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.reinforce_pseudonym_key is None:
         raise CliError(
-            "REINFORCE_PSEUDONYM_KEY is not set: exports are refused without a key for the pseudonyms (set it to a long random secret and keep it safe)"
+            "REINFORCE_PSEUDONYM_KEY is not set: exports are refused without a key for the pseudonyms "
+            "(set it to a long random secret and keep it safe)"
         )
     if not args.out.parent.is_dir():
         raise CliError(f"cannot write {args.out}: the folder {args.out.parent} does not exist")
@@ -306,16 +291,14 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     await _check_schema(settings)
     from bot.app import build, configuration_report
     from bot.metrics import start_metrics_site
-    from bot.web import make_web_app
+    from bot.web import make_runner
 
     log = _process_logging("reinforce.serve")
     for line in configuration_report(settings):
         log.info("%s", line)
     app = build(settings)
     settle()
-    # No per-request access log: /metrics counts requests, and the log line costs more
-    # than a click's own work under load.
-    runner = web.AppRunner(make_web_app(app, metrics=not args.metrics_port), access_log=None)
+    runner = make_runner(app, metrics=not args.metrics_port)
     await runner.setup()
     port = args.port or settings.port
     await web.TCPSite(runner, args.host, port).start()
@@ -385,7 +368,8 @@ async def _tick(args: argparse.Namespace, settings: Settings) -> int:
         purged = await purge_expired(app.db, settings.reinforce_retention_days, min(at, datetime.now(UTC)))
         if purged.total():
             print(
-                f"purged what is older than {settings.reinforce_retention_days} days: {purged.notes} notes, {purged.transcripts} rehearsal transcripts, {purged.feedback} feedback texts"
+                f"purged what is older than {settings.reinforce_retention_days} days: {purged.notes} notes, "
+                f"{purged.transcripts} rehearsal transcripts, {purged.feedback} feedback texts"
             )
         program = await app.programs.get()
         report = await tick(app.db, program, at)
@@ -418,12 +402,27 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _process_logging(name: str) -> logging.Logger:
     """Logging for the long-running processes (serve, worker)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask_logging()  # whatever any library logs: no URL password or token reaches the log
     # slack_sdk formats a debug line with each request's whole payload, and one with each
     # response, whenever its client logger's own level is unset (it tests logger.level,
     # not the effective level): a level of its own keeps that work for real debugging.
     for sdk in ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client"):
         logging.getLogger(sdk).setLevel(logging.INFO)
     return logging.getLogger(name)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
+    "demo": lambda args, _settings: _demo(args),
+    "serve": _serve,
+    "worker": _worker,
+    "tick": _tick,
+    "rehearse": _rehearse,
+    "db": lambda _args, settings: _db_upgrade(settings),
+    "program": _program,
+    "digest": _digest,
+    "export": _export,
+    "forget": _forget,
+}
 
 
 def settle() -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from adapters.slack.chat import click_event_prefix
 from storage import audit, lifecycle
 from storage.db import Database
 from storage.lifecycle import LifecycleError
@@ -30,6 +32,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Inbound event ids that name a member, by platform: what each id of theirs starts with.
+# Only Slack's do (a click's id starts with the user id); Teams' activity ids name nobody.
+EVENT_PREFIXES: dict[str, Callable[[str], str | None]] = {"slack": click_event_prefix}
 
 FORGET_ACTION, PURGE_ACTION = "person.forget", "retention.purge"
 RETENTION_ACTOR = "retention"
@@ -76,7 +82,7 @@ async def forget_person(db: Database, who: str, actor: str, now: datetime) -> Fo
         subject = await lifecycle.find_subject(session, who)
         receipt = await asyncio.to_thread(lifecycle.make_receipt, subject.identifier)
         token = lifecycle.receipt_token(receipt)
-        done = await lifecycle.forget(session, subject, token)
+        done = await lifecycle.forget(session, subject, token, _event_prefixes(subject))
         # The receipt, not the email: the log proves the deletion happened without naming whom.
         audit.record(
             session,
@@ -106,6 +112,17 @@ async def when_forgotten(db: Database, who: str) -> list[datetime]:
         receipt = (detail or {}).get("receipt")
         if isinstance(receipt, dict) and await asyncio.to_thread(lifecycle.receipt_matches, receipt, who):
             found.append(at)
+    return found
+
+
+def _event_prefixes(subject: lifecycle.Subject) -> list[tuple[str, str]]:
+    """(platform, prefix) of the event ids that name ``subject``; a member id given without
+    its platform may be on any of them."""
+    found = []
+    for platform, member in subject.member_ids:
+        for name, prefix_of in EVENT_PREFIXES.items():
+            if platform in (name, None) and (prefix := prefix_of(member)) is not None:
+                found.append((name, prefix))
     return found
 
 

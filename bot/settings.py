@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.masking import mask
 from storage.db import DatabaseUrlError, check_url
 
 
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
     reinforce_pseudonym_key: SecretStr | None = None
     reinforce_metrics_token: SecretStr | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
     reinforce_retention_days: int = Field(default=400, ge=1, le=3650)
+
+    # Seconds `reinforce serve` gives a client to send a request's headers, then its body; a
+    # slower client is disconnected (docs/operations.md: put a reverse proxy in front).
+    reinforce_header_timeout: float = Field(default=5.0, gt=0, le=600)
+    reinforce_body_timeout: float = Field(default=10.0, gt=0, le=600)
 
     # Sends per second the delivery engine allows itself (the platforms' published limits).
     reinforce_slack_rate_per_channel: float = Field(default=1.0, gt=0)
@@ -160,5 +166,5 @@ def _describe(err: Any) -> str:
     elif err["type"] == "literal_error":
         problem = "must be one of " + err["ctx"]["expected"]
     if field not in _SECRET_FIELDS and isinstance(err.get("input"), str):
-        problem += f" (got {err['input']!r})"
+        problem += f" (got {mask(err['input'])!r})"
     return f"{field.upper()}: {problem}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from sqlalchemy import text
 
 from bot.app import App
@@ -26,9 +28,34 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def body_deadline(seconds: float) -> Middleware:
+    """Middleware: a request's body is read, whole, within ``seconds`` before any handler runs
+    (aiohttp has no body timeout of its own, and a client trickling a body would hold a
+    connection and a handler for as long as it likes). Handlers then read it from memory."""
+
+    @web.middleware
+    async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(seconds):
+                    await request.read()
+            except TimeoutError:
+                log.info("refused %s %s: the body did not arrive within %g s", request.method, request.path, seconds)
+                # Closed at once, as aiohttp does with headers that arrive too slowly: a 408
+                # would first wait (aiohttp's lingering close) for the rest of the body.
+                request.protocol.force_close()
+                raise web.HTTPRequestTimeout() from None
+            except ConnectionResetError:  # aiohttp would log this as an error with its traceback
+                log.debug("%s %s: the client went away while sending the body", request.method, request.path)
+                raise web.HTTPBadRequest() from None
+        return await handler(request)
+
+    return read_body
+
+
 def make_web_app(app: App, *, metrics: bool = True) -> web.Application:
     """The web process's routes; ``metrics=False`` when /metrics is served on a port of its own."""
-    web_app = web.Application()
+    web_app = web.Application(middlewares=[body_deadline(app.settings.reinforce_body_timeout)])
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
     if metrics:
@@ -55,3 +82,11 @@ def make_web_app(app: App, *, metrics: bool = True) -> web.Application:
 def _token(app: App) -> str | None:
     token = app.settings.reinforce_metrics_token
     return token.get_secret_value() if token else None
+
+
+def make_runner(app: App, *, metrics: bool = True) -> web.AppRunner:
+    """The server `reinforce serve` runs. aiohttp's keep-alive timeout also runs from the moment
+    a connection opens until its request's headers are in, so it is the header deadline
+    (REINFORCE_HEADER_TIMEOUT); idle connections close after it too. No per-request access
+    log: /metrics counts requests, and the log line costs more than a click's own work."""
+    return web.AppRunner(make_web_app(app, metrics=metrics), access_log=None, keepalive_timeout=app.settings.reinforce_header_timeout)

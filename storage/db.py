@@ -75,7 +75,11 @@ class Database:
 
     def __init__(self, url: str, **engine_args: Any) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(async_url(url), **engine_args)
+        # pool_pre_ping: after PostgreSQL restarts, or drops idle connections, the pool holds dead
+        # ones; a ping at checkout replaces them, so the next request does not fail (SQLite has no server).
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(url), pool_pre_ping=async_url(url).get_backend_name() == "postgresql", **engine_args
+        )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)

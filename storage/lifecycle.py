@@ -8,6 +8,7 @@ opaque token instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Result, Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.program import ProgramError, parse_program
@@ -142,15 +143,21 @@ def receipt_matches(receipt: dict[str, Any], identifier: str) -> bool:
     return hmac.compare_digest(digest.hex(), str(receipt["hash"]))
 
 
-async def forget(session: AsyncSession, subject: Subject, token: str) -> Forgotten:
+async def forget(session: AsyncSession, subject: Subject, token: str, events: Iterable[tuple[str, str]] = ()) -> Forgotten:
     """Delete every row about ``subject`` and strip their identifiers from the rows that stay
     (audit entries, coaches' decisions, channel references, stored program files, the Slack
-    installer record). Posted digests hold aggregates only and are left as they are."""
+    installer record). Posted digests hold aggregates only and are left as they are.
+
+    ``events`` are (platform, prefix) pairs: the inbound event ids starting with a prefix are
+    the person's too. Which ids name a person is the adapters' knowledge (bot.lifecycle
+    asks them); storage only deletes what starts with it.
+    """
     done = Forgotten()
     person = subject.person
     if person is not None:
         await _delete_personal_rows(session, person, done)
     await _delete_references(session, subject, done)
+    await _delete_events(session, events, done)
     await _redact(session, subject, token, done)
     if person is not None:
         await session.execute(delete(Person).where(Person.id == person.id))
@@ -175,33 +182,32 @@ async def _delete_personal_rows(session: AsyncSession, person: Person, done: For
         result = await session.execute(
             delete(InboundEvent).where(InboundEvent.platform == person.platform, InboundEvent.event_id.in_(chunk))
         )
-        done.count(done.deleted, "inbound_events", result.rowcount or 0)
+        done.count(done.deleted, "inbound_events", _rowcount(result))
     for model in (CheckinAnswer, BehaviorSignal, CheckinNote, MemberWeek, NudgeFeedback, Delivery, Consent, Membership):
-        result = await session.execute(delete(model).where(model.person_id == pid))  # type: ignore[attr-defined]
-        done.count(done.deleted, model.__tablename__, result.rowcount or 0)
+        result = await session.execute(delete(model).where(model.person_id == pid))
+        done.count(done.deleted, model.__tablename__, _rowcount(result))
 
 
 async def _delete_references(session: AsyncSession, subject: Subject, done: Forgotten) -> None:
-    """Their personal conversation references, and Slack event ids that start with their user id."""
+    """Their personal conversation references."""
     for platform, member in subject.member_ids:
         query = delete(ConversationRef).where(ConversationRef.target == member, ConversationRef.scope == "personal")
         if platform is not None:
             query = query.where(ConversationRef.platform == platform)
-        done.count(done.deleted, "conversation_refs", (await session.execute(query)).rowcount or 0)
-        if platform in ("slack", None) and ":" in member:
-            # Slack click ids are "<user>:<action_ts>:<block>:<action>" (adapters.slack.app).
-            user = member.partition(":")[2]
-            query = delete(InboundEvent).where(
-                InboundEvent.platform == "slack", InboundEvent.event_id.startswith(user + ":", autoescape=True)
-            )
-            done.count(done.deleted, "inbound_events", (await session.execute(query)).rowcount or 0)
+        done.count(done.deleted, "conversation_refs", _rowcount(await session.execute(query)))
+
+
+async def _delete_events(session: AsyncSession, events: Iterable[tuple[str, str]], done: Forgotten) -> None:
+    for platform, prefix in events:
+        query = delete(InboundEvent).where(InboundEvent.platform == platform, InboundEvent.event_id.startswith(prefix, autoescape=True))
+        done.count(done.deleted, "inbound_events", _rowcount(await session.execute(query)))
 
 
 async def _redact(session: AsyncSession, subject: Subject, token: str, done: Forgotten) -> None:
     names = _Namer(subject, token)
     if subject.email:
         result = await session.execute(update(FeedbackReview).where(FeedbackReview.reviewer == subject.email).values(reviewer=token))
-        done.count(done.redacted, "feedback_reviews", result.rowcount or 0)
+        done.count(done.redacted, "feedback_reviews", _rowcount(result))
         done.listed_in_program = await _redact_programs(session, subject.email, done)
     await _redact_audit(session, names, done)
     await _redact_channel_references(session, subject, names, done)
@@ -258,7 +264,7 @@ async def _redact_installations(session: AsyncSession, subject: Subject, done: F
             .where(table.c.team_id == team, table.c.user_id == user)
             .values(user_id="", user_token=None, user_refresh_token=None, user_scopes=None)
         )
-        done.count(done.redacted, "workspace_installations", result.rowcount or 0)
+        done.count(done.redacted, "workspace_installations", _rowcount(result))
 
 
 async def _redact_programs(session: AsyncSession, email: str, done: Forgotten) -> bool:
@@ -273,10 +279,9 @@ async def _redact_programs(session: AsyncSession, email: str, done: Forgotten) -
             continue
         listed = listed or version.id == latest
         version.content = content
-        try:
+        # An old version this code no longer reads keeps its hash; its text is clean all the same.
+        with contextlib.suppress(ProgramError):
             version.content_hash = parse_program(content, f"program version {version.id}").content_hash()
-        except ProgramError:
-            pass  # an old version this code no longer reads keeps its hash; its text is clean all the same
         done.count(done.redacted, "program_versions", 1)
     return listed
 
@@ -336,6 +341,11 @@ def _json_escaped(text: str) -> str:
     return json.dumps(text)[1:-1]
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (SQLAlchemy's types give every execute a plain Result)."""
+    return (result.rowcount or 0) if isinstance(result, CursorResult) else 0
+
+
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -344,7 +354,7 @@ def _chunks(items: list[Any]) -> Iterable[list[Any]]:
 async def _delete_ids(session: AsyncSession, model: Any, ids: list[int]) -> int:
     count = 0
     for chunk in _chunks(ids):
-        count += (await session.execute(delete(model).where(model.id.in_(chunk)))).rowcount or 0
+        count += _rowcount(await session.execute(delete(model).where(model.id.in_(chunk))))
     return count
 
 
@@ -372,7 +382,7 @@ async def purge_before(session: AsyncSession, cutoff: datetime) -> dict[str, int
     for review_id, content in old.all():
         await session.execute(update(FeedbackReview).where(FeedbackReview.id == review_id).values(feedback=_scores_only(content)))
         feedback += 1
-    return {"checkin_notes": notes.rowcount or 0, "transcripts": transcripts.rowcount or 0, "feedback": feedback}
+    return {"checkin_notes": _rowcount(notes), "transcripts": _rowcount(transcripts), "feedback": feedback}
 
 
 def _scores_only(feedback: Any) -> dict[str, Any]:

@@ -7,10 +7,12 @@ that Slack saw acknowledged is never lost; the message is updated after the ack.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,31 +21,27 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import Click, Inbound, Reply, Submission, TextCommand
-from adapters.slack.blocks import (
-    BUTTON_ACTION_PREFIX,
-    NOTE_CALLBACK,
-    NOTE_LIMIT,
-    blocks_json,
-    escape,
-    fallback_text,
-    home_view,
-    note_modal,
-)
-from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, make_client, member_id
+from adapters.base import Click, DeliveryError, Inbound, Reply, Submission, TextCommand
+from adapters.slack.blocks import BUTTON_ACTION_PREFIX, NOTE_CALLBACK, NOTE_LIMIT, escape, note_modal
+from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, click_event_id, make_client, member_id
 from adapters.slack.payloads import MalformedRequest, parse_request
 from nudges.checklist import AnswerError, ChoiceRef
-from nudges.messages import Message
 from nudges.review import is_edit_button
 
 log = logging.getLogger(__name__)
+# Bolt logs whole request bodies: at INFO the body of each request whose signature fails, and
+# at DEBUG. Every logger bolt makes takes its level from this one; refused requests are logged
+# by SlackAdapter.handle instead, one line each, without the body.
+bolt_log = logging.getLogger(__name__ + ".bolt")
+bolt_log.setLevel(logging.WARNING)
+# Slack signs requests with a Unix time in seconds and refuses to accept them 5 minutes later.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+MAX_AGE = 5 * 60
 
 SCOPES = ["chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands", "files:write"]
 # Table names the OAuth stores use in our database (created by our migrations).
@@ -92,7 +90,7 @@ class SlackAdapter:
                 scopes=SCOPES,
                 installation_store=store,
                 state_store=states,
-                **({"authorization_url": authorization_url} if authorization_url else {}),
+                authorization_url=authorization_url,  # None: Slack's own
             )
             self.app = AsyncApp(
                 signing_secret=signing_secret,
@@ -100,6 +98,7 @@ class SlackAdapter:
                 oauth_settings=oauth,
                 request_verification_enabled=bool(signing_secret),
                 process_before_response=True,
+                logger=bolt_log,
             )
             tokens = InstalledWorkspaces(store, engine, store.bots)
         else:
@@ -112,11 +111,12 @@ class SlackAdapter:
                 client=client,
                 request_verification_enabled=bool(signing_secret),
                 process_before_response=True,
+                logger=bolt_log,
             )
             tokens = SingleWorkspace(bot_token)
         self.chat = SlackChat(client, tokens)
-        self._verifier = SignatureVerifier(signing_secret)
-        self._updates: dict[tuple[str, str], Message | None] = {}
+        # None in Socket Mode only: then no HTTP request reaches handle (bot.web mounts nothing).
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._after: set[asyncio.Task[None]] = set()
         self._register()
 
@@ -127,7 +127,8 @@ class SlackAdapter:
         what was clicked is stored and hands what follows (updating the message, a modal, a
         rehearsal's answer) to this. Bolt's other mode would run every listener in the
         background and poll for its ack every 10 ms, a cost on every request and up to
-        10 ms on every acknowledgement.
+        10 ms on every acknowledgement. What was clicked is already stored, so a call to
+        Slack that fails here is logged (the member sees the old message), not raised.
         """
         task = asyncio.ensure_future(work)
         self._after.add(task)
@@ -135,7 +136,11 @@ class SlackAdapter:
 
     def _done_later(self, task: asyncio.Task[None]) -> None:
         self._after.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, DeliveryError):
+            log.warning("could not show the reply in Slack: %s", exc.reason)
+        else:
             log.error("Slack: work after the response failed: %s", exc.__class__.__name__, exc_info=exc)
 
     def _register(self) -> None:
@@ -146,28 +151,29 @@ class SlackAdapter:
         self.app.event("message")(self._on_message)
         self.app.error(self._on_error)
 
-    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         value = str(action.get("value", ""))
-        user_id = member_id(_team(body), body["user"]["id"])
+        team, user = _team(body), body["user"]["id"]
         container = body.get("container") or {}
         channel, ts = container.get("channel_id"), container.get("message_ts")
         if _is_note_button(value):
             await ack()
-            self._later(client.views_open(trigger_id=body["trigger_id"], view=note_modal(value, channel, ts)))
+            self._later(self.chat.open_view(team, body["trigger_id"], note_modal(value, channel, ts)))
             return
         click = Click(
             platform="slack",
-            event_id=f"{body['user']['id']}:{action.get('action_ts')}:{action.get('block_id')}:{action.get('action_id')}",
-            user_id=user_id,
+            event_id=click_event_id(user, str(action.get("action_ts")), str(action.get("block_id")), str(action.get("action_id"))),
+            user_id=member_id(team, user),
             value=value,
             at=_at(action.get("action_ts")),
-            message_ref={"channel": channel, "ts": ts} if channel and ts else None,
+            # In the shape SlackChat.send returns, so the application can update it through the port.
+            message_ref={"team": team, "channel": channel, "ts": ts} if channel and ts else None,
         )
         reply = await self.inbound.click(click)  # stored before the ack
         await ack()
-        self._show(client, reply, body["user"]["id"], channel, ts)
+        self._show(reply, click.user_id, channel, ts)
 
-    async def _on_note(self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_note(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         text = (((view.get("state") or {}).get("values") or {}).get("note") or {}).get("text", {}).get("value") or ""
         if len(text) > NOTE_LIMIT:
             await ack(response_action="errors", errors={"note": f"Please keep your note under {NOTE_LIMIT} characters."})
@@ -184,59 +190,49 @@ class SlackAdapter:
         )
         reply = await self.inbound.submit(submission)
         await ack()
-        self._show(client, reply, body["user"]["id"], meta.get("channel"), meta.get("ts"))
+        self._show(reply, user_id, meta.get("channel"), meta.get("ts"))
 
-    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """A member's message in the DM: a rehearsal turn, or a command. Answered after the
         event is acknowledged (a rehearsal turn waits for the model); bot messages and edits
         are ignored."""
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return
         user_id = member_id(body.get("team_id") or event.get("team", ""), event["user"])
-        text = str(event.get("text") or "")
+        text = unescape(str(event.get("text") or ""))
         command = TextCommand("slack", user_id, text, _at(event.get("ts")), event_id=body.get("event_id") or f"msg:{event.get('ts')}")
-        self._later(self._answer(client, event["channel"], command))
+        self._later(self._answer(command))
 
-    async def _answer(self, client: AsyncWebClient, channel: str, command: TextCommand) -> None:
+    async def _answer(self, command: TextCommand) -> None:
         reply = await self.inbound.message(command)
         if reply.text:
-            await client.chat_postMessage(channel=channel, text=escape(reply.text))
+            await self.chat.tell(command.user_id, reply.text)
 
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         user_id = member_id(command.get("team_id", ""), command["user_id"])
-        reply = await self.inbound.command(TextCommand("slack", user_id, command.get("text", ""), datetime.now(UTC)))
-        await ack(text=fallback_text_of(reply))
+        reply = await self.inbound.command(TextCommand("slack", user_id, unescape(command.get("text", "")), datetime.now(UTC)))
+        await ack(text=escape(reply.text or ""))
 
-    async def _on_home(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_home(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
         user_id = member_id(body.get("team_id") or event.get("view", {}).get("team_id", ""), event["user"])
-        self._later(self._publish_home(client, user_id, event["user"]))
+        self._later(self._publish_home(user_id))
 
-    async def _publish_home(self, client: AsyncWebClient, user_id: str, slack_user: str) -> None:
-        message = await self.inbound.home("slack", user_id, datetime.now(UTC))
-        await client.views_publish(user_id=slack_user, view=home_view(message))
+    async def _publish_home(self, user_id: str) -> None:
+        await self.chat.publish_home(user_id, await self.inbound.home("slack", user_id, datetime.now(UTC)))
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed (%s): %s", body.get("type", "?"), error.__class__.__name__, exc_info=error)
 
-    def _show(self, client: AsyncWebClient, reply: Reply, slack_user: str, channel: str | None, ts: str | None) -> None:
-        """After the ack: update the message the member acted on, and/or tell them something
-        privately. What was clicked is already stored, so a failure here is logged (the
-        member sees the old message) rather than raised."""
+    def _show(self, reply: Reply, member: str, channel: str | None, ts: str | None) -> None:
+        """After the ack: update the message the member acted on (updates of one message are
+        coalesced by SlackChat.update), and/or tell them something privately."""
         if reply.update is not None and channel and ts:
-            self._update(client, channel, ts, reply.update)
+            team, _user = member.split(":", 1)
+            self._later(self.chat.update({"team": team, "channel": channel, "ts": ts}, reply.update))
         if reply.text:
-            self._later(self._tell(client, fallback_text_of(reply), slack_user, channel))
-
-    async def _tell(self, client: AsyncWebClient, text: str, slack_user: str, channel: str | None) -> None:
-        try:
-            if channel:
-                await client.chat_postEphemeral(channel=channel, user=slack_user, text=text)
-            else:  # from App Home: there is no channel, so answer in the DM
-                await client.chat_postMessage(channel=slack_user, text=text)
-        except SlackApiError as exc:
-            _could_not_show(exc)
+            self._later(self.chat.tell(member, reply.text, channel))
 
     async def start(self) -> None:
         """One HTTP connection pool for every Web API call (slack_sdk opens a new session per
@@ -255,36 +251,8 @@ class SlackAdapter:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         handler = AsyncSocketModeHandler(self.app, app_token)
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
         return handler
-
-    def _update(self, client: AsyncWebClient, channel: str, ts: str, message: Message) -> None:
-        """chat.update, coalesced per message: while an update of a message is waiting or in
-        flight, a newer state only replaces what is sent next, so a member clicking three
-        answers in a row costs at most two calls (chat.update is rate-limited per workspace),
-        and the last state always wins.
-
-        The call goes out after the replies that became ready together (clicks stored in
-        the same transaction, a double click) have registered, so only the newest of them
-        is sent, not a state already out of date. No timer: a click a person makes a second
-        later is shown as soon as it is stored.
-        """
-        key = (channel, ts)
-        waiting = key in self._updates
-        self._updates[key] = message
-        if not waiting:
-            self._later(self._send_updates(client, key))
-
-    async def _send_updates(self, client: AsyncWebClient, key: tuple[str, str]) -> None:
-        channel, ts = key
-        try:
-            while (latest := self._updates.get(key)) is not None:
-                self._updates[key] = None
-                await client.chat_update(channel=channel, ts=ts, text=fallback_text(latest), blocks=blocks_json(latest))
-        except SlackApiError as exc:
-            _could_not_show(exc)
-        finally:
-            self._updates.pop(key, None)
 
     async def handle(self, request: web.Request) -> web.Response:
         """aiohttp handler for /slack/events (and the OAuth pages when installs are enabled)."""
@@ -296,30 +264,47 @@ class SlackAdapter:
         if request.method != "POST":
             return web.Response(status=405, text="POST only")
         raw = await request.read()
+        refusal = self._refusal(raw, request.headers)
+        if refusal is not None:
+            # One line, never the body: a stranger chooses it, and how often to send it. The
+            # hash tells an operator whether the same body keeps coming.
+            log.info("Slack: refused a request: %s (body of %d bytes, sha256 %s)", refusal, len(raw), hashlib.sha256(raw).hexdigest()[:12])
+            return web.Response(status=401, text="invalid signature")
         try:
             bolt_request = parse_request(raw, request.query_string, request.headers)
         except MalformedRequest as exc:
-            # Bolt parses the body before it checks the signature; a forged malformed
-            # request must still get 401, a signed malformed one 400.
-            if not self._signed(raw, request):
-                return web.Response(status=401, text="invalid signature")
             log.info("Slack: refused a malformed request (%s)", exc)
             return web.Response(status=400, text="malformed request")
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
-    def _signed(self, raw: bytes, request: web.Request) -> bool:
+    def _refusal(self, raw: bytes, headers: Mapping[str, str]) -> str | None:
+        """Why a request is not from Slack, or None when its signature holds.
+
+        Checked at the door, before anything parses the body (bolt parses it before it
+        checks the signature, and slack_sdk's check raises on a timestamp that is not a
+        number, which would be a 500). Bolt checks the signature again, a second lock. The
+        age is checked here too, only to name it: a server whose clock is wrong refuses
+        every request, and the log should say why.
+        """
+        timestamp, signature = headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")
+        if self._verifier is None or not timestamp or not signature:
+            return "unsigned"
+        if not _TIMESTAMP.fullmatch(timestamp):
+            return "the timestamp is not a number"
+        if abs(time.time() - int(timestamp)) > MAX_AGE:
+            return "the timestamp is more than 5 minutes off (a replay, or this server's clock is wrong)"
         try:
-            return self._verifier.is_valid_request(raw, dict(request.headers))
+            valid = self._verifier.is_valid(raw, timestamp, signature)
         except UnicodeDecodeError:  # slack_sdk verifies text only, and Slack signs only UTF-8 bodies
-            return False
+            return "the body is not UTF-8"
+        return None if valid else "the signature does not match"
 
 
-def _could_not_show(exc: SlackApiError) -> None:
-    log.warning("could not show the reply in Slack: %s", exc.response.get("error") if exc.response is not None else exc)
-
-
-def fallback_text_of(reply: Reply) -> str:
-    return escape(reply.text or "")
+def unescape(text: str) -> str:
+    """Typed text as the member wrote it: Slack escapes "&", "<" and ">" in message and
+    command text (and blocks.escape does so again on the way out). "&amp;" goes last, so
+    "&amp;lt;" (someone typing "&lt;") stays "&lt;"."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _is_note_button(value: str) -> bool:

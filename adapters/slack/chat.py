@@ -6,6 +6,7 @@ found in the right workspace without storage knowing what a workspace is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -22,8 +23,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import DeliveryError, Recipient
-from adapters.slack.blocks import blocks_json, fallback_text, uploads
+from adapters.base import ChatPort, DeliveryError, Recipient
+from adapters.slack.blocks import blocks_json, escape, fallback_text, home_view, uploads
 from nudges.messages import Message
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,19 @@ def split_member_id(value: str) -> tuple[str, str]:
     if not sep or not team or not user:
         raise DeliveryError(f"{value!r} is not a Slack member id", permanent=True)
     return team, user
+
+
+def click_event_id(user: str, action_ts: str, block_id: str, action_id: str) -> str:
+    """The id a button press is recorded under: Slack sends no id of its own for one, and
+    these four are the same when it delivers the press again."""
+    return f"{user}:{action_ts}:{block_id}:{action_id}"
+
+
+def click_event_prefix(member: str) -> str | None:
+    """What the ids of every button press of ``member`` ("TEAM:USER") start with, so that
+    forgetting them also drops those ids; None for what is not a Slack member id."""
+    _team, sep, user = member.partition(":")
+    return user + ":" if sep and user else None
 
 
 def make_client(base_url: str, token: str | None = None, retries: int = 1, timeout: int = 10) -> AsyncWebClient:
@@ -123,8 +137,10 @@ class InstalledWorkspaces:
         return [await self.for_team(t) for t in teams if t]
 
 
-class SlackChat:
-    """adapters.base.ChatPort for Slack."""
+class SlackChat(ChatPort):
+    """adapters.base.ChatPort for Slack (subclassed, so mypy checks every method against the
+    port), and the other Web API calls the Slack adapter makes: every call goes out here,
+    with the workspace's token and Slack's errors turned into DeliveryError."""
 
     platform = "slack"
 
@@ -132,6 +148,9 @@ class SlackChat:
         self.client = client
         self.tokens = tokens
         self._dm_channels: dict[str, str] = {}
+        # (channel, ts) of each message being updated -> its newest state still to send
+        # (None: the update in flight is the newest).
+        self._updates: dict[tuple[str, str], Message | None] = {}
 
     async def resolve(self, email: str) -> str | None:
         """users.lookupByEmail in each workspace the app is in; None when nobody has the email."""
@@ -197,15 +216,52 @@ class SlackChat:
         raise DeliveryError("no user or channel to send to", permanent=True)
 
     async def update(self, ref: dict[str, Any], message: Message) -> None:
-        token = await self.tokens.for_team(ref.get("team") or "")
-        await self._call(
-            self.client.chat_update,
-            channel=ref["channel"],
-            ts=ref["ts"],
-            text=fallback_text(message),
-            blocks=blocks_json(message),
-            token=token,
-        )
+        """chat.update, coalesced per message: while an update of a message is waiting or in
+        flight, a newer state only replaces what is sent next (that call returns at once), so
+        a member clicking three answers in a row costs at most two calls (chat.update is
+        rate-limited per workspace), two updates of one message are never in flight together
+        (they could land out of order), and the last state always wins.
+
+        The call goes out after the updates that became ready together (clicks stored in
+        the same transaction, a double click) have registered, so only the newest of them
+        is sent, not a state already out of date. No timer: a click a person makes a second
+        later is shown as soon as it is stored. Raises DeliveryError when the call fails
+        (the states waiting behind it are dropped with it).
+        """
+        key = (str(ref["channel"]), str(ref["ts"]))
+        waiting = key in self._updates
+        self._updates[key] = message
+        if waiting:
+            return
+        try:
+            await asyncio.sleep(0)  # one turn of the loop: updates ready together register first
+            token = await self.tokens.for_team(ref.get("team") or "")
+            while (latest := self._updates[key]) is not None:
+                self._updates[key] = None
+                await self._call(
+                    self.client.chat_update, channel=key[0], ts=key[1], text=fallback_text(latest), blocks=blocks_json(latest), token=token
+                )
+        finally:
+            del self._updates[key]
+
+    async def tell(self, member: str, text: str, channel: str | None = None) -> None:
+        """A line only ``member`` sees: ephemeral in ``channel``, or in their DM when there is
+        no channel (App Home has none)."""
+        team, user = split_member_id(member)
+        token = await self.tokens.for_team(team)
+        if channel is None:  # a user id as the channel: the app's DM with them
+            await self._call(self.client.chat_postMessage, channel=user, text=escape(text), token=token)
+        else:
+            await self._call(self.client.chat_postEphemeral, channel=channel, user=user, text=escape(text), token=token)
+
+    async def open_view(self, team: str, trigger_id: str, view: dict[str, Any]) -> None:
+        """views.open: a modal, in answer to the click that carried ``trigger_id``."""
+        await self._call(self.client.views_open, trigger_id=trigger_id, view=view, token=await self.tokens.for_team(team))
+
+    async def publish_home(self, member: str, message: Message) -> None:
+        """views.publish: ``message`` as the member's App Home."""
+        team, user = split_member_id(member)
+        await self._call(self.client.views_publish, user_id=user, view=home_view(message), token=await self.tokens.for_team(team))
 
     async def _dm_channel(self, user: str, token: str) -> str:
         # conversations.open is idempotent; caching saves one call per message in a fan-out.

@@ -17,7 +17,6 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from adapters.slack.app import SlackAdapter
 from bot.app import App, build
 from bot.checkins import deliver_outbox, enqueue_checklists
 from bot.programs import resolve_members
@@ -163,30 +162,24 @@ async def test_all_three_answers_thank_the_member_with_their_streak(rig: Rig) ->
 
 
 async def test_updates_of_one_message_ready_together_send_only_the_newest(rig: Rig) -> None:
-    """Replies that become ready together (clicks stored in one transaction) update the
+    """Updates that become ready together (clicks stored in one transaction) update the
     message once, with the newest state, not first with a state already out of date."""
     await _deliver_checklists(rig)
     _email, user = await _first_slack_member(rig)
     channel, ts, _params = _dm_of(rig, user)
-    slack, states = rig.app.slack, [Message(f"{n} of 3 answered") for n in (1, 2, 3)]
-    for state in states:
-        slack._update(slack.chat.client, channel, ts, state)
-    await _sent(slack)
+    chat, ref = rig.app.slack.chat, {"team": TEAM, "channel": channel, "ts": ts}
+    states = [Message(f"{n} of 3 answered") for n in (1, 2, 3)]
+    await asyncio.gather(*(chat.update(ref, state) for state in states))
     assert [c.params["text"] for c in rig.fake.called("chat.update")] == ["3 of 3 answered"]
     # One arriving while that update is in flight is sent after it: the last state wins.
     rig.fake.fail("chat.update", hang=0.3)  # answered (ok) 0.3 s after it arrives
-    slack._update(slack.chat.client, channel, ts, states[0])
+    first = asyncio.ensure_future(chat.update(ref, states[0]))
     await _wait_for(lambda: rig.fake.called("chat.update")[1:])  # in flight
-    slack._update(slack.chat.client, channel, ts, states[1])
-    await asyncio.sleep(0.1)
-    assert len(rig.fake.called("chat.update")) == 2  # never two updates of one message at once: they could land out of order
-    await _sent(slack)
+    await chat.update(ref, states[1])  # returns at once: the update in flight sends it next
+    await first
     assert [c.params["text"] for c in rig.fake.called("chat.update")][1:] == ["1 of 3 answered", "2 of 3 answered"]
-
-
-async def _sent(slack: SlackAdapter) -> None:
-    while slack._after:
-        await asyncio.wait(set(slack._after))
+    # Never two updates of one message at once: they could land out of order.
+    assert rig.fake.most_in_flight["chat.update"] == 1
 
 
 @pytest.mark.parametrize(
@@ -316,6 +309,12 @@ async def test_slash_commands_help_pause_resume_and_optout(rig: Rig) -> None:
     async with rig.db.session() as session:
         person = await people.by_email(session, email)
         assert await people.consent_status(session, person.id) == "withdrawn"
+
+
+async def test_slash_command_text_is_decoded_once_and_escaped_once(rig: Rig) -> None:
+    _email, user = await _first_slack_member(rig)
+    reply = await _command(rig, user, "R&amp;D&lt;")  # what Slack sends for "R&D<"
+    assert reply.startswith("I don't know “r&amp;d&lt;”")  # shown as typed, not as "r&amp;amp;d"
 
 
 async def test_checkin_command_sends_this_weeks_checklist_again(rig: Rig) -> None:

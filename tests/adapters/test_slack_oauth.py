@@ -3,6 +3,7 @@ slack_sdk's SQLAlchemy stores in Reinforce's own database, then used to send."""
 
 from __future__ import annotations
 
+import json
 import re
 from http.cookies import SimpleCookie
 
@@ -19,7 +20,8 @@ from bot.web import make_web_app
 from nudges.messages import Message
 from storage.db import Database
 from storage.models import oauth_states, workspace_bots, workspace_installations
-from tests.fakes.slack import running_fake_slack
+from tests.fakes.slack import running_fake_slack, sign
+from tests.rig import wait_for
 
 
 async def _install(http: aiohttp.ClientSession, url: str) -> int:
@@ -58,6 +60,23 @@ async def test_two_workspaces_install_and_each_is_sent_to_with_its_own_token(db:
             assert member == "TBETA:UANA"
             await app.chats["slack"].send(Recipient("slack", user_id=member), Message("hello"))
             assert fake.called("chat.postMessage")[-1].token == "xoxb-beta"
+            # A reply to a member's DM goes out through the chat port, with their workspace's token.
+            dm = json.dumps(
+                {
+                    "type": "event_callback",
+                    "team_id": "TBETA",
+                    "api_app_id": "A0001",
+                    "event_id": "Ev1",
+                    "event": {"type": "message", "channel_type": "im", "channel": "DUANA", "user": "UANA", "text": "hello", "ts": "1.0"},
+                }
+            )
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"{url}/slack/events", data=dm, headers={"Content-Type": "application/json", **sign("s", dm)}) as event,
+            ):
+                assert event.status == 200
+            reply = (await wait_for(lambda: [c for c in fake.called("chat.postMessage") if "know" in c.params.get("text", "")]))[-1]
+            assert (reply.params["channel"], reply.token) == ("UANA", "xoxb-beta")
         finally:
             await server.close()
             await app.close()

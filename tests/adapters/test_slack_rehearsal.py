@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from storage import people
-from storage.models import FeedbackReview
-from tests.adapters.test_slack import TEAM, Rig, _command, _wait_for, interaction_body, rig  # noqa: F401 - rig is a fixture
+from storage.models import FeedbackReview, RehearsalSession
+from tests.adapters import test_slack
+from tests.adapters.test_slack import TEAM, Rig, _command, _wait_for, interaction_body
+
+rig = test_slack.rig  # the fixture, shared
 
 
 def _dm_event(user: str, text: str, event_id: str, ts: str) -> str:
@@ -57,6 +60,20 @@ async def test_a_dm_turn_is_acknowledged_then_answered_in_place_of_a_thinking_me
     )
     await rig.app.rehearsals.drain()
     assert len(rig.fake.called("chat.update")) == 1
+
+
+async def test_a_typed_turn_is_stored_as_written_not_as_slack_escaped_it(rig: Rig) -> None:
+    """Slack sends "R&D <b>" as "R&amp;D &lt;b&gt;": decoded once on the way in, so the coach
+    reads "R&D <b>", and escaped once on the way out."""
+    user = await _slack_member(rig)
+    await _command(rig, user, "rehearse vp-decision-huddles")
+    escaped = "Our R&amp;D team &lt;b&gt; needs a huddle; &amp;lt; stays as typed."
+    await rig.post(_dm_event(user, escaped, "Ev1", "1767700000.000100"), "application/json")
+    await _wait_for(lambda: rig.fake.called("chat.update"))
+    await rig.app.rehearsals.drain()
+    async with rig.db.session() as session:
+        transcript = await session.scalar(select(RehearsalSession.transcript))
+    assert transcript[-2] == {"speaker": "leader", "text": "Our R&D team <b> needs a huddle; &lt; stays as typed."}
 
 
 async def test_a_coach_edits_flagged_feedback_in_a_dialog_and_the_leader_gets_the_edit(rig: Rig) -> None:

@@ -78,6 +78,27 @@ def test_an_unreachable_database_is_one_clear_line() -> None:
     assert "hunter2" not in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_a_database_url_the_driver_refuses_is_one_masked_line_not_a_traceback() -> None:
+    result = reinforce("program", "show", DATABASE_URL="postgresql://postgres:hunter2@127.0.0.1:5432/test?bogus=1")
+    assert result.returncode == 1
+    assert result.stderr == (
+        'reinforce: cannot use the database at postgresql://postgres:***@127.0.0.1:5432/test?bogus=1: invalid connection option "bogus"\n'
+    )
+
+
+def test_the_long_running_processes_mask_what_any_library_logs() -> None:
+    """serve and worker install the masking filter on the log handlers: a URL with a password
+    or a token, logged by any library (here a stand-in logger), reaches stderr masked."""
+    script = (
+        "import logging; from bot.cli import _process_logging; _process_logging('reinforce.serve'); "
+        "logging.getLogger('some.library').warning('connecting to %s with %s', "
+        "'postgresql://reinforce:hunter2@db.internal/reinforce', 'Bearer hunter2hunter2')"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60)
+    assert "connecting to postgresql://reinforce:***@db.internal/reinforce with Bearer ***" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
 def test_demo_leaves_the_answers_and_signals_it_printed_in_its_database(tmp_path: Path) -> None:
     out = tmp_path / "x"
     result = reinforce("demo", "--weeks", "4", "--managers", "40", "--out", str(out))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from adapters.slack.chat import click_event_id
 from bot.app import build
 from bot.lifecycle import (
     FORGET_ACTION,
@@ -28,7 +29,7 @@ from bot.worker import tick_job
 from nudges.consent import ACCEPT
 from storage import checkins, people
 from storage.db import Database
-from storage.models import AuditEntry, CheckinNote, Cohort
+from storage.models import AuditEntry, CheckinNote, Cohort, InboundEvent
 from tests.bot.test_cli import EXAMPLE, reinforce
 from tests.fakes.bot_connector import card_submit, personal_conversation
 from tests.fakes.slack import interaction_body
@@ -55,6 +56,20 @@ async def test_forget_reports_what_went_and_audits_a_receipt_instead_of_the_emai
     # Given the email, the receipt confirms the deletion; without it, it names nobody.
     assert await when_forgotten(db, "ana@example.com") == [NOW]
     assert await when_forgotten(db, "bruno@example.com") == []
+
+
+async def test_forgetting_a_slack_stranger_drops_the_ids_of_their_clicks_and_no_one_elses(db: Database) -> None:
+    """Someone not in the program clicked: only their click ids name them (no answer was
+    recorded), and the Slack adapter is what says which ids those are."""
+    ids = [click_event_id(user, "1767600000.000100", "q:x", "reinforce:0") for user in ("USTRANGER", "USTRANGER2")]
+    async with db.session() as session:
+        await checkins.claim_events(session, "slack", ids, NOW)
+        await checkins.claim_events(session, "teams", ["USTRANGER:not-a-slack-id"], NOW)
+    report = await forget_person(db, "T0001:USTRANGER", "cli", NOW)
+    assert report.deleted == {"inbound_events": 1}
+    async with db.session() as session:
+        left = sorted(tuple(row) for row in await session.execute(select(InboundEvent.platform, InboundEvent.event_id)))
+    assert left == [("slack", ids[1]), ("teams", "USTRANGER:not-a-slack-id")]
 
 
 async def test_forget_by_platform_id_finds_the_same_person(db: Database) -> None:

@@ -114,6 +114,36 @@ def test_a_malformed_secret_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> 
     assert "very-secret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("DATABASE_URL", "mysql://reinforce:hunter2@db.internal/reinforce", "mysql://reinforce:***@db.internal/reinforce"),
+        ("OPENAI_BASE_URL", "ftp://reinforce:hunter2@llm.internal/v1", "ftp://reinforce:***@llm.internal/v1"),
+        ("SLACK_API_URL", "slack.example/api?token=hunter2", "slack.example/api?token=***"),
+    ],
+)
+def test_a_bad_url_is_echoed_without_its_password(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, shown: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"{variable}: ") and f"(got {shown!r})" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_web_servers_read_timeouts_are_a_few_seconds_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REINFORCE_HEADER_TIMEOUT", raising=False)
+    monkeypatch.delenv("REINFORCE_BODY_TIMEOUT", raising=False)
+    defaults = load_settings()
+    assert 1 <= defaults.reinforce_header_timeout <= 10 and 1 <= defaults.reinforce_body_timeout <= 30
+    monkeypatch.setenv("REINFORCE_HEADER_TIMEOUT", "2.5")
+    monkeypatch.setenv("REINFORCE_BODY_TIMEOUT", "20")
+    settings = load_settings()
+    assert (settings.reinforce_header_timeout, settings.reinforce_body_timeout) == (2.5, 20.0)
+    monkeypatch.setenv("REINFORCE_BODY_TIMEOUT", "0")
+    with pytest.raises(SettingsError, match=r"^REINFORCE_BODY_TIMEOUT: "):
+        load_settings()
+
+
 def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MICROSOFT_APP_ID", "")
     monkeypatch.setenv("PORT", "")

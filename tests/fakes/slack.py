@@ -58,6 +58,9 @@ class FakeSlack:
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     # Enforced rate limit on chat.postMessage for the whole workspace: (messages, per seconds).
     rate_limit: tuple[int, float] | None = None
+    # Calls of each method being answered right now, and the most there ever were at once.
+    in_flight: dict[str, int] = field(default_factory=dict)
+    most_in_flight: dict[str, int] = field(default_factory=dict)
     _window: list[float] = field(default_factory=list)  # token bucket state: [tokens, stamp]
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     url: str = ""
@@ -89,6 +92,14 @@ class FakeSlack:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        self.in_flight[method] = self.in_flight.get(method, 0) + 1
+        self.most_in_flight[method] = max(self.most_in_flight.get(method, 0), self.in_flight[method])
+        try:
+            return await self._answer(request, method)
+        finally:
+            self.in_flight[method] -= 1
+
+    async def _answer(self, request: web.Request, method: str) -> web.Response:
         params: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
             params.update(await request.json())
