@@ -248,7 +248,8 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.reinforce_pseudonym_key is None:
         raise CliError(
-            "REINFORCE_PSEUDONYM_KEY is not set: exports are refused without a key for the pseudonyms (set it to a long random secret and keep it safe)"
+            "REINFORCE_PSEUDONYM_KEY is not set: exports are refused without a key for the pseudonyms "
+            "(set it to a long random secret and keep it safe)"
         )
     if not args.out.parent.is_dir():
         raise CliError(f"cannot write {args.out}: the folder {args.out.parent} does not exist")
@@ -264,6 +265,8 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await db.close()
     print(f"wrote {result.rows} signals to {result.path} (pseudonymous: no names, emails, platform ids or notes)")
+    for note in result.notes():
+        print(note)
     return 0
 
 

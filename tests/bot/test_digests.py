@@ -20,7 +20,7 @@ from nudges.intervals import newcombe
 from nudges.messages import Image
 from nudges.program import Program, load_program
 from nudges.weeks import IsoWeek
-from storage.db import Database, upgrade
+from storage.db import Database
 from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion
 from storage.programs import save_program
 from tests.seed import seed_slack_members
@@ -220,17 +220,6 @@ async def test_a_cohort_not_loaded_into_the_database_is_a_clear_error(db: Databa
 
 
 # --- the command line -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def loaded_sqlite(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    upgrade(url)
-    db = Database(url)
-    await load(db, load_program(str(EXAMPLE)))
-    await answer_every_week(db)
-    await db.close()
-    return url
 
 
 def reinforce(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, url: str) -> tuple[int, str, str]:
