@@ -116,14 +116,33 @@ async def _activity(session: AsyncSession, cohort_id: int, week: IsoWeek) -> Act
     return await aggregates.activity(session, cohort_id, start, start + timedelta(weeks=1))
 
 
-async def _closed(session: AsyncSession, cohort_id: int, week: IsoWeek, subject: CohortSpec, own: bool, now: datetime) -> GroupAggregates:
-    """The closed ``week`` of cohort ``cohort_id`` as the digest of ``subject`` needs it, from the
-    stored figures: everything for its own cohort, the comparable figures for its comparison
-    cohort. The subject's plan (primary behavior, minimum exposure, weeks from its start)
-    applies to both sides alike."""
+async def freeze_closed_weeks(db: Database, program: Program, now: datetime) -> None:
+    """Store the figures of each cohort's most recent closed week (and of any earlier week not
+    stored yet), as its digest and its comparison's will need them, so that no digest
+    computes them while a sponsor waits. The scheduler's tick calls it; once they are
+    stored it only reads them."""
+    ids = await _cohort_ids(db)
+    for spec in program.cohorts:
+        week = spec.last_closed_week(now)
+        if week is None or spec.key not in ids:
+            continue
+        async with db.session() as session:
+            await week_figures.closed_figures(session, ids[spec.key], _wanted(spec, week, own=True), now)
+            if spec.comparison in ids:
+                await week_figures.closed_figures(session, ids[spec.comparison], _wanted(spec, week, own=False), now)
+
+
+async def _cohort_ids(db: Database) -> dict[str, int]:
+    async with db.session() as session:
+        return {key: cohort_id for key, cohort_id in await session.execute(select(Cohort.key, Cohort.id))}
+
+
+def _wanted(subject: CohortSpec, week: IsoWeek, own: bool) -> Wanted:
+    """What the digest of ``subject`` for the closed ``week`` needs of its own cohort (``own``)
+    or of its comparison cohort, where the subject's plan applies alike."""
     plan = subject.plan
     first = IsoWeek.of(subject.starts)
-    wanted = Wanted(
+    return Wanted(
         week=week,
         first=first,  # the chart's series starts here, and the trend never reaches before it
         behaviors=tuple(subject.checklist),
@@ -131,6 +150,15 @@ async def _closed(session: AsyncSession, cohort_id: int, week: IsoWeek, subject:
         baseline=tuple(first + i for i in range(BASELINE_WEEKS)) if own else (),
         paired=own and plan is not None and plan.method == "baseline",
     )
+
+
+async def _closed(session: AsyncSession, cohort_id: int, week: IsoWeek, subject: CohortSpec, own: bool, now: datetime) -> GroupAggregates:
+    """The closed ``week`` of cohort ``cohort_id`` as the digest of ``subject`` needs it, from the
+    stored figures: everything for its own cohort, the comparable figures for its comparison
+    cohort. The subject's plan (primary behavior, minimum exposure, weeks from its start)
+    applies to both sides alike."""
+    plan = subject.plan
+    wanted = _wanted(subject, week, own)
     stored = await week_figures.closed_figures(session, cohort_id, wanted, now)
     found = GroupAggregates(
         members=await aggregates.member_count(session, cohort_id),

@@ -13,6 +13,7 @@ from adapters.base import Click
 from bot.checkins import record_answers
 from bot.cli import main
 from bot.digests import DigestError, cohort_digest, digest_key, digest_message, queue_digest, scheduled_digest
+from bot.jobs import tick
 from nudges.checklist import ChoiceRef
 from nudges.digest import Digest, render_text
 from nudges.digest_formats import figures
@@ -21,7 +22,7 @@ from nudges.messages import Image
 from nudges.program import Program, load_program
 from nudges.weeks import IsoWeek
 from storage.db import Database
-from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion
+from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion, WeekFigure
 from storage.programs import save_program
 from tests.seed import seed_slack_members
 
@@ -308,3 +309,24 @@ async def test_no_two_digests_of_a_week_differ_on_a_behavior_figure_as_answers_a
     later = await cohort_digest(db, program, "pilot-a", week + 1, spec.closes_at(week + 1))
     point = next(p for p in later.series if p.week == week)
     assert point.cohort == huddle.this_week
+
+
+async def test_the_tick_after_a_week_closed_stores_its_figures_before_anyone_asks(db: Database) -> None:
+    program = await seed_slack_members(db, 6)
+    week = IsoWeek(2026, 2)
+    at = datetime(2026, 1, 6, 10, tzinfo=UTC)
+    clicks = [Click("slack", f"c{i}", f"T1:U{i}", ChoiceRef("pilot-a", week, HUDDLE, "yes").encode(), at) for i in range(6)]
+    await record_answers(db, program, clicks)
+    closes = program.cohort("pilot-a").closes_at(week)
+
+    await tick(db, program, closes - timedelta(minutes=1))
+    assert await count(db, WeekFigure) == 0  # nothing of an open week is stored
+    await tick(db, program, closes)
+    stored = await count(db, WeekFigure, WeekFigure.week == str(week))
+
+    assert stored > 0
+    async with db.session() as session:
+        huddle = await session.scalar(select(WeekFigure).where(WeekFigure.figure == f"answers:{HUDDLE}"))
+    assert huddle is not None and (huddle.n, huddle.total, huddle.frozen_at) == (6, 6.0, closes)
+    await tick(db, program, closes + timedelta(minutes=1))  # later ticks store nothing more
+    assert await count(db, WeekFigure, WeekFigure.week == str(week)) == stored
