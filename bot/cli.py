@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 
     digest = commands.add_parser("digest", help="compute a cohort digest: text, JSON, or queue it for the sponsor channel")
     digest.add_argument("cohort", metavar="COHORT")
-    digest.add_argument("--week", type=_iso_week, help="ISO week such as 2026-W10 (default: the current week, UTC)")
+    digest.add_argument(
+        "--week", type=_iso_week, help="ISO week such as 2026-W10 (default: what the sponsor channel gets now: the last closed week)"
+    )
     digest.add_argument(
         "--json", action="store_true", help='print the figures as JSON (suppressed figures are null with "suppressed": true)'
     )
@@ -195,7 +197,7 @@ async def _digest(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from bot.app import build
-    from bot.digests import DigestError, cohort_digest, queue_digest
+    from bot.digests import DigestError, cohort_digest, queue_digest, scheduled_digest
     from bot.programs import program_in_force
     from nudges.digest import render_text
     from nudges.digest_formats import figures
@@ -218,7 +220,9 @@ async def _digest(args: argparse.Namespace, settings: Settings) -> int:
                     f"and no {spec.sponsor_channel.platform} connection is configured here (see `reinforce serve` for what to set)"
                 )
         try:
-            digest = await cohort_digest(app.db, program, spec.key, week, now)
+            # Without --week: what the sponsor channel would get now (last closed week, and the
+            # counts so far of the week still open); with it: that week as it stands.
+            digest = await (cohort_digest if args.week else scheduled_digest)(app.db, program, spec.key, week, now)
             queued = await queue_digest(app.db, program, spec.key, week, now) if args.post else None
         except DigestError as exc:
             raise CliError(str(exc)) from None
@@ -256,6 +260,8 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await db.close()
     print(f"wrote {result.rows} signals to {result.path} (pseudonymous: no names, emails, platform ids or notes)")
+    for note in result.notes():
+        print(note)
     return 0
 
 

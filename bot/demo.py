@@ -105,7 +105,10 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
             friday = datetime.combine((first_week + (weeks - 1)).monday(), time(17), UTC) + timedelta(days=4)
             say("")
             await _rehearsal(app, program, chat, friday, say)
-        digest = await cohort_digest(app.db, program, PILOT, first_week + (weeks - 1), friday)
+        # The sponsor's view once the last simulated week has closed (its answers' grace days
+        # over): a week's behavior figures exist only from then on.
+        last_week = first_week + (weeks - 1)
+        digest = await cohort_digest(app.db, program, PILOT, last_week, pilot.closes_at(last_week))
         text = render_text(digest)
         (out_dir / "digest.txt").write_text(text + "\n")
         chart = await chart_png(digest)
@@ -116,7 +119,7 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
             signals = await session.scalar(select(func.count()).select_from(BehaviorSignal)) or 0
     finally:
         await app.close()
-    say("\nSponsor digest for the pilot:\n")
+    say(f"\nSponsor digest for the pilot, as of {digest.closes_at:%Y-%m-%d %H:%M} UTC when week {weeks} closed:\n")
     say(text)
     say(f"\nStored {answers} answers and {signals} behavior signals in {db_path}")
     chart_note = f" and its chart in {out_dir / 'digest.png'}" if chart is not None else ""
@@ -165,7 +168,7 @@ async def _simulate_week(
         now = monday + timedelta(hours=hour)
         await crowd.act(now, index)
         await tick(app.db, program, now)
-        await app.deliverer.deliver_due(program, lambda now=now: now)
+        await app.deliverer.deliver_due(program, _clock(now))
         crowd.notice(now, index)
         if show_sample and hour == 22:
             sample = next((p for p in crowd.chat.posted.values() if (p.key or "").startswith("checklist:")), None)
@@ -203,6 +206,8 @@ async def _rehearsal(app: App, program: Program, chat: ConsoleChat, now: datetim
     leader_id = f"console:{leader.email}"
     async with app.db.session() as session:
         coach = await people.by_email(session, "coach@example.com")
+        if coach is None:
+            raise DemoError("the example program names no coach@example.com to review the rehearsal")
         coach.platform, coach.platform_user_id = "slack", "console:coach@example.com"
     say(f"A rehearsal by {leader.email} (offline rubric check, no AI):")
     await app.inbound.command(TextCommand(leader.platform, leader_id, "rehearse vp-decision-huddles", now))
@@ -229,6 +234,11 @@ async def _rehearsal(app: App, program: Program, chat: ConsoleChat, now: datetim
         if told
         else "A coach approved it, but the leader's notice was not sent."
     )
+
+
+def _clock(at: datetime) -> Callable[[], datetime]:
+    """A clock stopped at ``at``: the simulated instant the delivery engine sees."""
+    return lambda: at
 
 
 def _posted_with_key(chat: ConsoleChat, prefix: str) -> str | None:

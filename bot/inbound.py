@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCommand
 from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, record_nudge_feedback
-from bot.digests import cohort_digest
+from bot.digests import scheduled_digest
 from bot.home import home_view
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
@@ -325,7 +325,7 @@ class InboundHandler:
         except ProgramError as exc:
             return Reply(text=str(exc))
         week = IsoWeek.of(command.at)
-        return Reply(text=render_text(await cohort_digest(self.db, program, spec.key, week)))
+        return Reply(text=render_text(await scheduled_digest(self.db, program, spec.key, week, command.at)))
 
 
 def _actor(platform: str, user_id: str, person: Person | None) -> str:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.digests import freeze_closed_weeks
 from bot.reviews import review_reminders
 from nudges.coaching import choose_nudge
 from nudges.program import Cohort as CohortSpec
@@ -63,6 +64,9 @@ async def tick(db: Database, program: Program, now: datetime) -> TickReport:
     async with db.session() as session:
         for kind in await outbox.enqueue_many(session, await review_reminders(session, program, now)):
             report.queued[kind] = report.queued.get(kind, 0) + 1
+    # A week that closed since the last tick has its figures computed here, once, rather
+    # than by the first digest that asks for them while a sponsor waits.
+    await freeze_closed_weeks(db, program, now)
     return report
 
 

@@ -3,89 +3,45 @@
 Input is already aggregated by the database (counts and sums per behavior and week, per
 cohort); nothing here sees an individual answer. Every figure drawn from fewer than the
 program's minimum group size is suppressed here, once, so no rendering (text, JSON, chart,
-chat message) can show it by accident.
+chat message) can show it by accident. Behavior figures are only ever built for a closed
+week (from its stored figures); a week still open gets counts only (``open_digest``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
-from nudges.intervals import Tally, mean_difference, mean_interval, newcombe, wilson
+from nudges.estimates import Activity, Estimate, GroupAggregates, Participation, difference, estimate
+from nudges.intervals import Tally
 from nudges.plan import PlanVersion
 from nudges.program import Cohort, Program
 from nudges.weeks import IsoWeek
 
+__all__ = [
+    "BASELINE_WEEKS",
+    "TREND_WEEKS",
+    "Activity",
+    "BehaviorFigures",
+    "Digest",
+    "Estimate",
+    "GroupAggregates",
+    "OpenWeek",
+    "Participation",
+    "Primary",
+    "SeriesPoint",
+    "build_digest",
+    "difference",
+    "estimate",
+    "open_digest",
+    "open_week",
+    "render_text",
+]
+
 BASELINE_WEEKS = 2
 TREND_WEEKS = 8
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A rate or mean with its 95% interval; ``value`` is None when suppressed or empty.
-
-    ``withheld`` marks a figure from enough people that is hidden all the same, because
-    a figure on a subgroup of the same people is shown and the two would differ by fewer
-    than the minimum group size (subtracting one from the other would expose those few).
-    """
-
-    n: int
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    withheld: bool = False
-
-    @property
-    def shown(self) -> bool:
-        return self.value is not None
-
-    @property
-    def suppressed(self) -> bool:
-        """True when there were responses but too few people to show them."""
-        return self.n > 0 and self.value is None
-
-
-@dataclass(frozen=True)
-class Participation:
-    """Checklists delivered in a week and members who answered at least one question."""
-
-    delivered: int
-    answered: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.answered / self.delivered if self.delivered else None
-
-
-@dataclass(frozen=True)
-class Activity:
-    """Rehearsal counts for a cohort, with the number of distinct people behind each."""
-
-    rehearsals: int = 0
-    rehearsal_people: int = 0
-    awaiting_review: int = 0
-    awaiting_people: int = 0
-
-
-@dataclass(frozen=True)
-class GroupAggregates:
-    """What the database computed for one cohort: counts and sums, nothing individual.
-
-    ``this_week`` and ``baseline`` tallies have one response per person (the baseline is
-    each person's mean over the baseline weeks), so their ``n`` counts distinct people.
-    """
-
-    members: int = 0
-    this_week: Mapping[str, Tally] = field(default_factory=dict)
-    baseline: Mapping[str, Tally] = field(default_factory=dict)
-    series: Mapping[IsoWeek, Tally] = field(default_factory=dict)  # primary behavior by week
-    exposed: int = 0
-    primary: Tally = Tally()  # the exposed members' primary answers this week
-    paired: tuple[Tally, Tally] | None = None  # exposed members with both: (this week, baseline)
-    participation: Mapping[IsoWeek, Participation] = field(default_factory=dict)
-    activity: Activity = Activity()
 
 
 @dataclass(frozen=True)
@@ -120,9 +76,9 @@ class Primary:
     status: PrimaryStatus
     note: str
     reference_label: str
-    group: Estimate = Estimate(0)
-    reference: Estimate = Estimate(0)
-    difference: Estimate = Estimate(0)
+    group: Estimate = field(default_factory=lambda: Estimate(0))
+    reference: Estimate = field(default_factory=lambda: Estimate(0))
+    difference: Estimate = field(default_factory=lambda: Estimate(0))
 
 
 @dataclass(frozen=True)
@@ -131,6 +87,16 @@ class SeriesPoint:
     week_number: int
     cohort: Estimate
     comparison: Estimate | None
+
+
+@dataclass(frozen=True)
+class OpenWeek:
+    """A week still taking answers: its participation so far (counts only) and when it closes."""
+
+    week: IsoWeek
+    week_number: int
+    closes_at: datetime
+    participation: Participation | None  # None: fewer than min_group_size had a checklist
 
 
 @dataclass(frozen=True)
@@ -156,28 +122,15 @@ class Digest:
     rehearsals: int | None
     awaiting_review: int | None
     series: tuple[SeriesPoint, ...]
+    # False for a week still open: then there are no behavior figures (behaviors, primary and
+    # series are empty), only counts; its figures are computed once, at ``closes_at``.
+    closed: bool
+    closes_at: datetime
+    open_weeks: tuple[OpenWeek, ...] = ()  # weeks after ``week`` still open, counts only
 
     @property
     def primary_behavior(self) -> BehaviorFigures | None:
         return next((b for b in self.behaviors if self.primary and b.key == self.primary.behavior), None)
-
-
-def estimate(tally: Tally, kind: str, min_group_size: int) -> Estimate:
-    """The rate (yes/partly/no, "partly" = 0.5) or mean (scale, count) of a tally of one
-    response per person, with its interval; suppressed below the minimum group size."""
-    if tally.n == 0 or tally.n < min_group_size:
-        return Estimate(n=tally.n)
-    if kind == "yes_partly_no":
-        low, high = wilson(tally.total, tally.n)
-        return Estimate(tally.n, tally.mean, low, high)
-    mean, low, high = mean_interval(tally)
-    return Estimate(tally.n, mean, low, high)
-
-
-def difference(a: Tally, b: Tally, kind: str) -> Estimate:
-    """a - b with its 95% interval: Newcombe's hybrid score for rates, Welch for means."""
-    d, low, high = newcombe(a.total, a.n, b.total, b.n) if kind == "yes_partly_no" else mean_difference(a, b)
-    return Estimate(min(a.n, b.n), d, low, high)
 
 
 def _count(value: int, people: int, min_group_size: int) -> int | None:
@@ -191,8 +144,10 @@ def build_digest(
     group: GroupAggregates,
     comparison: GroupAggregates | None = None,
     plan: PlanVersion | None = None,
+    open_weeks: Sequence[OpenWeek] = (),
 ) -> Digest:
-    """Figures for ``cohort`` in ``week``; ``comparison`` is its comparison cohort's aggregates."""
+    """Figures for ``cohort`` in the closed ``week``, from its stored aggregates; ``comparison``
+    is its comparison cohort's, ``open_weeks`` the counts of later weeks still open."""
     k = program.min_group_size
     compared = program.cohort(cohort.comparison) if cohort.comparison and comparison is not None else None
     behaviors: list[BehaviorFigures] = []
@@ -212,9 +167,6 @@ def build_digest(
     series = _series(program, cohort, week, group, comparison if compared else None)
     if primary is not None and primary.status == "shown":
         behaviors, series = _withhold_nested(primary, behaviors, series, k)
-    first = IsoWeek.of(cohort.starts)
-    trend_weeks = [w for w in (week + -i for i in reversed(range(TREND_WEEKS))) if w >= first]
-    trend = tuple((w, _participation(group.participation.get(w), k)) for w in trend_weeks)
     return Digest(
         program=program.program,
         cohort_key=cohort.key,
@@ -224,7 +176,7 @@ def build_digest(
         weeks=cohort.weeks,
         min_group_size=k,
         participation=_participation(group.participation.get(week), k),
-        trend=trend,
+        trend=_trend(cohort, week, group, k),
         behaviors=tuple(behaviors),
         comparison_key=compared.key if compared else None,
         comparison_name=compared.name if compared else None,
@@ -237,7 +189,55 @@ def build_digest(
         rehearsals=_count(group.activity.rehearsals, group.activity.rehearsal_people, k),
         awaiting_review=_count(group.activity.awaiting_review, group.activity.awaiting_people, k),
         series=series,
+        closed=True,
+        closes_at=cohort.closes_at(week),
+        open_weeks=tuple(open_weeks),
     )
+
+
+def open_week(program: Program, cohort: Cohort, week: IsoWeek, participation: Participation | None) -> OpenWeek:
+    """A week still open, as a digest shows it: its participation so far, suppressed like any count."""
+    return OpenWeek(week, cohort.week_number(week), cohort.closes_at(week), _participation(participation, program.min_group_size))
+
+
+def open_digest(program: Program, cohort: Cohort, week: IsoWeek, group: GroupAggregates, plan: PlanVersion | None = None) -> Digest:
+    """Counts only, for a week still taking answers: participation so far, members, activity.
+
+    Its behavior figures are computed once, when the week closes: a figure shown now and
+    another after one more answer would differ by exactly that answer.
+    """
+    k = program.min_group_size
+    return Digest(
+        program=program.program,
+        cohort_key=cohort.key,
+        cohort_name=cohort.name,
+        week=week,
+        week_number=cohort.week_number(week),
+        weeks=cohort.weeks,
+        min_group_size=k,
+        participation=_participation(group.participation.get(week), k),
+        trend=_trend(cohort, week, group, k),
+        behaviors=(),
+        comparison_key=None,
+        comparison_name=None,
+        members=_count(group.members, group.members, k),
+        exposed=None,
+        comparison_members=None,
+        comparison_exposed=None,
+        primary=None,
+        plan=plan,
+        rehearsals=_count(group.activity.rehearsals, group.activity.rehearsal_people, k),
+        awaiting_review=_count(group.activity.awaiting_review, group.activity.awaiting_people, k),
+        series=(),
+        closed=False,
+        closes_at=cohort.closes_at(week),
+    )
+
+
+def _trend(cohort: Cohort, week: IsoWeek, group: GroupAggregates, k: int) -> tuple[tuple[IsoWeek, Participation | None], ...]:
+    first = IsoWeek.of(cohort.starts)
+    weeks = [w for w in (week + -i for i in reversed(range(TREND_WEEKS))) if w >= first]
+    return tuple((w, _participation(group.participation.get(w), k)) for w in weeks)
 
 
 def _withhold_nested(
@@ -247,8 +247,8 @@ def _withhold_nested(
     in, wherever the two differ by 1 to k-1 people: the primary comparison is the
     pre-registered figure, so it is the one kept."""
 
-    def nested(outer: Estimate | None, inner: Estimate) -> Estimate | None:
-        if outer is not None and outer.shown and 0 < outer.n - inner.n < k:
+    def nested(outer: Estimate, inner: Estimate) -> Estimate:
+        if outer.shown and 0 < outer.n - inner.n < k:
             return Estimate(outer.n, withheld=True)
         return outer
 
@@ -257,7 +257,8 @@ def _withhold_nested(
     if primary.method == "baseline":
         kept = replace(figures, this_week=this_week, baseline=nested(figures.baseline, primary.reference))
     else:
-        kept = replace(figures, this_week=this_week, comparison=nested(figures.comparison, primary.reference))
+        compared = None if figures.comparison is None else nested(figures.comparison, primary.reference)
+        kept = replace(figures, this_week=this_week, comparison=compared)
     behaviors = [kept if b.key == primary.behavior else b for b in behaviors]
     if series:
         # The chart's point for this week is the same figure as the behavior's "this week".
@@ -304,10 +305,7 @@ def _primary(program: Program, cohort: Cohort, week: IsoWeek, group: GroupAggreg
     behavior = program.behavior(plan.primary_behavior)
     k = program.min_group_size
     exposed = f"members with at least {plan.min_exposure_weeks} weeks answered"
-    if plan.method == "baseline":
-        label = f"the same members' first {BASELINE_WEEKS} weeks"
-    else:
-        label = program.cohort(cohort.comparison or "").name
+    label = f"the same members' first {BASELINE_WEEKS} weeks" if plan.method == "baseline" else program.cohort(cohort.comparison or "").name
     base = Primary(
         behavior=behavior.key,
         question=behavior.question,

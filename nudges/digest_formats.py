@@ -2,16 +2,19 @@
 
 All read the already-suppressed Digest, so a figure hidden there is hidden here: in JSON a
 suppressed figure is ``{"value": null, ..., "suppressed": true}`` with no count beside it.
+A digest of a week still open has counts only, and says when its figures will come.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from nudges.digest import BASELINE_WEEKS, BehaviorFigures, Digest, Estimate, Participation
+from nudges.digest import BASELINE_WEEKS, BehaviorFigures, Digest, Estimate, OpenWeek, Participation
 from nudges.messages import Context, Header, Image, Message, Section
 
-FORMAT_VERSION = 1
+# 2: a week still open has "closed": false and no behavior figures; "open_weeks" added.
+FORMAT_VERSION = 2
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -40,17 +43,45 @@ def difference_text(est: Estimate, kind: str) -> str:
     return f"{est.value:+.1f} (95% CI {est.low:+.1f} to {est.high:+.1f})"
 
 
-def participation_text(digest: Digest) -> str:
-    p = digest.participation
+def _answered_text(p: Participation | None, min_group_size: int) -> str:
     if p is None:
-        return f"fewer than {digest.min_group_size} managers had a checklist this week"
+        return f"fewer than {min_group_size} managers had a checklist this week"
     if p.delivered == 0:
         return "no checklists were delivered this week"
-    text = f"{p.answered} of {p.delivered} managers answered ({p.rate:.0%})"
+    return f"{p.answered} of {p.delivered} managers answered ({p.rate:.0%})"
+
+
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def participation_text(digest: Digest) -> str:
+    p = digest.participation
+    text = _answered_text(p, digest.min_group_size)
+    if p is None or p.delivered == 0:
+        return text
     earlier = [f"{q.rate:.0%}" if q is not None and q.rate is not None else "–" for _w, q in digest.trend]
     if len(earlier) > 1:
         text += f"; last {len(earlier)} weeks: {', '.join(earlier)}"
     return text
+
+
+def closing_text(digest: Digest) -> str:
+    """Whether the week's figures are final, or when they will be computed."""
+    if digest.closed:
+        return f"Week closed on {_when(digest.closes_at)}: these figures are final and every later digest of {digest.week} repeats them."
+    return (
+        f"This week is still open: its behavior figures are computed once, when it closes on {_when(digest.closes_at)}, "
+        "and never change after. Until then only counts are shown."
+    )
+
+
+def open_week_text(week: OpenWeek, min_group_size: int) -> str:
+    """'2026-W11 (week 10), still open: 20 of 40 managers answered so far (50%); figures when it closes on ...'."""
+    answered = _answered_text(week.participation, min_group_size)
+    return (
+        f"{week.week} (week {week.week_number}), still open: {answered} so far; its figures come when it closes on {_when(week.closes_at)}."
+    )
 
 
 def _count_text(value: int | None, min_group_size: int) -> str:
@@ -120,9 +151,13 @@ def digest_text(digest: Digest) -> str:
     lines = [headline(digest)]
     if digest.plan is not None:
         lines.append(f"Analysis {digest.plan.label()}")
-    lines += [f"Participation: {participation_text(digest)}", "", *primary_lines(digest), ""]
-    for b in digest.behaviors:
-        lines += behavior_lines(digest, b)
+    lines.append(f"Participation: {participation_text(digest)}")
+    lines += [f"Also: {open_week_text(w, digest.min_group_size)}" for w in digest.open_weeks]
+    lines.append(closing_text(digest))
+    if digest.closed:
+        lines += ["", *primary_lines(digest), ""]
+        for b in digest.behaviors:
+            lines += behavior_lines(digest, b)
     lines += ["", activity_text(digest), privacy_text(digest.min_group_size)]
     return "\n".join(lines)
 
@@ -172,8 +207,14 @@ def figures(digest: Digest) -> dict[str, Any]:
             "label": digest.plan.label(),
         },
         "comparison": None if digest.comparison_key is None else {"key": digest.comparison_key, "name": digest.comparison_name},
+        "closed": digest.closed,
+        "closes_at": digest.closes_at.isoformat(),
         "participation": _participation(str(digest.week), digest.participation),
         "participation_trend": [_participation(str(w), q) for w, q in digest.trend],
+        "open_weeks": [
+            {**_participation(str(w.week), w.participation), "week_number": w.week_number, "closes_at": w.closes_at.isoformat()}
+            for w in digest.open_weeks
+        ],
         "members": _count(digest.members),
         "exposure": None
         if p is None
@@ -235,6 +276,8 @@ def figures(digest: Digest) -> dict[str, Any]:
 def chart_alt(digest: Digest) -> str:
     """What the chart shows, in words, for screen readers and platforms that drop images."""
     p = digest.primary
+    if not digest.closed:
+        return "No chart: the week is still open, and its figures are computed when it closes."
     if p is None or not digest.series:
         return "No chart: this cohort has no analysis plan naming a primary behavior."
     who = digest.cohort_name + (f" and {digest.comparison_name}" if digest.comparison_name else "")
@@ -256,7 +299,10 @@ def digest_message(digest: Digest, chart: bytes | None = None) -> Message:
     if digest.plan is not None:
         blocks.append(Context(f"Analysis {digest.plan.label()}"))
     blocks.append(Section(f"Participation: {participation_text(digest)}"))
-    blocks.append(Section("\n".join(primary_lines(digest))))
+    blocks += [Section(f"Also: {open_week_text(w, digest.min_group_size)}") for w in digest.open_weeks]
+    blocks.append(Context(closing_text(digest)))
+    if digest.closed:
+        blocks.append(Section("\n".join(primary_lines(digest))))
     if chart is not None:
         blocks.append(Image(alt=chart_alt(digest), data=chart))
     for b in digest.behaviors:

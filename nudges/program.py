@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from nudges import weeks as iso_weeks
 from nudges.weeks import IsoWeek
 
 CHECKLIST_SIZE = 3
@@ -153,6 +154,9 @@ class Cohort(_Strict):
     schedule: Schedule = Schedule()
     limits: Limits = Limits()
     plan: Plan | None = None
+    # Days after a week ends (in UTC) during which its answers still count; then the week
+    # closes and its figures are computed once. At least a day, so every time zone's Sunday fits.
+    answer_grace_days: int = Field(default=3, ge=1, le=28)
     members: list[Member] = Field(default_factory=list, max_length=MAX_MEMBERS_PER_COHORT)
 
     @model_validator(mode="after")
@@ -169,6 +173,20 @@ class Cohort(_Strict):
 
     def is_running(self, week: IsoWeek) -> bool:
         return 1 <= self.week_number(week) <= self.weeks
+
+    def closes_at(self, week: IsoWeek) -> datetime:
+        """When ``week`` closes for this cohort: ``answer_grace_days`` after it ends (UTC)."""
+        return iso_weeks.closes_at(week, self.answer_grace_days)
+
+    def is_closed(self, week: IsoWeek, now: datetime) -> bool:
+        """True once ``week`` has closed: no answer for it counts any more, and its figures are final."""
+        return iso_weeks.is_closed(week, self.answer_grace_days, now)
+
+    def last_closed_week(self, now: datetime) -> IsoWeek | None:
+        """The cohort's most recent closed week at ``now`` (its last week once that has closed),
+        or None while its first week is still open."""
+        week = min(iso_weeks.last_closed(self.answer_grace_days, now), IsoWeek.of(self.starts) + (self.weeks - 1))
+        return week if self.week_number(week) >= 1 else None
 
 
 class Program(_Strict):
@@ -250,6 +268,20 @@ class Program(_Strict):
         if starts > self.cohort(key).starts:
             return f"checklists only until {starts}, then coaching nudges and rehearsals"
         return "checklists, coaching nudges and rehearsals"
+
+    @model_validator(mode="after")
+    def _comparisons_close_together(self) -> Program:
+        # Both sides of a comparison must be final at the same instant, or a digest would
+        # compare a closed week with one still taking answers.
+        grace = {c.key: c.answer_grace_days for c in self.cohorts}
+        for i, cohort in enumerate(self.cohorts):
+            if cohort.comparison is not None and grace.get(cohort.comparison, cohort.answer_grace_days) != cohort.answer_grace_days:
+                raise _FieldError(
+                    f"cohorts[{i}].answer_grace_days",
+                    f"{cohort.answer_grace_days} differs from its comparison {cohort.comparison!r} "
+                    f"({grace[cohort.comparison]}): a cohort and its comparison must close their weeks together",
+                )
+        return self
 
     def behavior(self, key: str) -> Behavior:
         for behavior in self.behaviors:

@@ -202,27 +202,36 @@ def due_for_member(
 def digest_due(cohort: Cohort, channel_timezone: str | ZoneInfo, now: datetime) -> Due | None:
     """The sponsor digest due at ``now``, on the cohort's digest slot in the channel's time zone.
 
-    One digest per running week reports that week (period "2026-W05"). One closing digest,
-    on the slot of the week after the last, reports the last week again once all its
-    answers are in (period "2026-W14:closing"). A cohort without a sponsor channel gets
-    none. Quiet hours do not apply: they protect people from direct messages, and a
-    channel post waits for its readers. A late tick posts later in the same week; a week
-    that has ended is not back-filled.
+    One digest per running week (period "2026-W05"); it shows the most recent closed week
+    and the counts so far of the week still open (bot.digests.scheduled_digest). One
+    closing digest, on the first slot after the last week has closed, reports the last
+    week (period "2026-W14:closing"). A cohort without a sponsor channel gets none. Quiet
+    hours do not apply: they protect people from direct messages, and a channel post waits
+    for its readers. A late tick posts later in the same week; a week that has ended is
+    not back-filled.
     """
     if cohort.sponsor_channel is None:
         return None
     tz = zone(channel_timezone)
     week = IsoWeek.of(_aware(now).astimezone(tz))
-    number = cohort.week_number(week)
-    if 1 <= number <= cohort.weeks:
+    last = IsoWeek.of(cohort.starts) + (cohort.weeks - 1)
+    if cohort.is_running(week):
         reported, period = week, str(week)
-    elif number == cohort.weeks + 1:
-        reported = week + -1
-        period = f"{reported}:closing"
+    elif week == _closing_week(cohort, tz):
+        reported, period = last, f"{last}:closing"
     else:
         return None
     at = _slot_instant(week, cohort.schedule.digest, tz)
     return Due("digest", reported, period, at) if now >= at else None
+
+
+def _closing_week(cohort: Cohort, tz: ZoneInfo) -> IsoWeek:
+    """The week whose digest slot is the first at or after the cohort's last week closes."""
+    last = IsoWeek.of(cohort.starts) + (cohort.weeks - 1)
+    week = last + 1
+    while _slot_instant(week, cohort.schedule.digest, tz) < cohort.closes_at(last):  # at most 5 weeks: grace <= 28 days
+        week = week + 1
+    return week
 
 
 def _planned(cohort: Cohort, tz: ZoneInfo, state: MemberState, week: IsoWeek, rules: Rules) -> dict[MemberKind, datetime]:

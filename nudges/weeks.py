@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 _ISO_WEEK = re.compile(r"^([0-9]{4})-W([0-9]{2})$")
 
@@ -51,3 +51,23 @@ class IsoWeek:
 
     def __str__(self) -> str:
         return f"{self.year}-W{self.week:02d}"
+
+
+def closes_at(week: IsoWeek, grace_days: int) -> datetime:
+    """When ``week`` closes: ``grace_days`` after it ends, the Monday 00:00 UTC that follows it.
+
+    One instant in UTC for everyone rather than each member's own midnight, so that a
+    cohort's week closes once and its figures are computed once; members' local weeks end
+    within 14 hours of it, which a grace of at least one day covers.
+    """
+    return datetime.combine((week + 1).monday(), time(0), UTC) + timedelta(days=grace_days)
+
+
+def is_closed(week: IsoWeek, grace_days: int, now: datetime) -> bool:
+    """True from the instant ``week`` closes (``now`` must be timezone-aware)."""
+    return now >= closes_at(week, grace_days)
+
+
+def last_closed(grace_days: int, now: datetime) -> IsoWeek:
+    """The latest week closed at ``now``: every earlier week is closed too, no later one is."""
+    return IsoWeek.of((now.astimezone(UTC) - timedelta(days=grace_days)).date()) + -1

@@ -2,7 +2,8 @@
 
 Each query returns counts and sums for a cohort, so its cost is one pass over that cohort's
 signals for the weeks it reads, and what leaves the database is a few dozen numbers
-whatever the cohort's size. Only check-in signals count.
+whatever the cohort's size. Only check-in signals count. A closed week's aggregates are
+computed from here once and then read from storage.week_figures.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CTE, distinct, func, select
+from sqlalchemy import CTE, ColumnElement, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from nudges.digest import Activity, Participation
+from nudges.estimates import Activity, Participation
 from nudges.intervals import Tally
 from nudges.weeks import IsoWeek
 from storage.models import BehaviorSignal, Delivery, FeedbackReview, Membership, RehearsalSession
@@ -30,18 +31,19 @@ def _tally(n: int | None, total: float | None, total_sq: float | None) -> Tally:
     return Tally(int(n or 0), float(total or 0), float(total_sq or 0))
 
 
-def _checkins(cohort_id: int):
+def _checkins(cohort_id: int) -> list[ColumnElement[bool]]:
     return [S.cohort_id == cohort_id, S.source == CHECKIN]
 
 
-async def behavior_tallies(session: AsyncSession, cohort_id: int, week: IsoWeek) -> dict[str, Tally]:
-    """behavior -> count, sum and sum of squares of one week's answers (one per person)."""
+async def weekly_tallies(session: AsyncSession, cohort_id: int, weeks: Iterable[IsoWeek]) -> dict[tuple[IsoWeek, str], Tally]:
+    """(week, behavior) -> count, sum and sum of squares of the answers (one per person), for
+    every given week in one pass: a backlog of closed weeks is frozen in one query."""
     rows = await session.execute(
-        select(S.behavior_key, func.count(), func.sum(S.value), func.sum(S.value * S.value))
-        .where(*_checkins(cohort_id), S.week == str(week))
-        .group_by(S.behavior_key)
+        select(S.week, S.behavior_key, func.count(), func.sum(S.value), func.sum(S.value * S.value))
+        .where(*_checkins(cohort_id), S.week.in_([str(w) for w in weeks]))
+        .group_by(S.week, S.behavior_key)
     )
-    return {key: _tally(n, total, sq) for key, n, total, sq in rows}
+    return {(IsoWeek.parse(week), key): _tally(n, total, sq) for week, key, n, total, sq in rows}
 
 
 async def baseline_tallies(session: AsyncSession, cohort_id: int, weeks: Iterable[IsoWeek]) -> dict[str, Tally]:
@@ -64,16 +66,6 @@ async def baseline_tallies(session: AsyncSession, cohort_id: int, weeks: Iterabl
     return {key: _tally(n, total, sq) for key, n, total, sq in rows}
 
 
-async def weekly_series(session: AsyncSession, cohort_id: int, behavior: str, first: IsoWeek, last: IsoWeek) -> dict[IsoWeek, Tally]:
-    """week -> tally of one behavior's answers, for every week from ``first`` to ``last``."""
-    rows = await session.execute(
-        select(S.week, func.count(), func.sum(S.value), func.sum(S.value * S.value))
-        .where(*_checkins(cohort_id), S.behavior_key == behavior, S.week >= str(first), S.week <= str(last))
-        .group_by(S.week)
-    )
-    return {IsoWeek.parse(week): _tally(n, total, sq) for week, n, total, sq in rows}
-
-
 async def participation(session: AsyncSession, cohort_id: int, weeks: Iterable[IsoWeek]) -> dict[IsoWeek, Participation]:
     """week -> checklists delivered and members who answered at least one question."""
     names = [str(w) for w in weeks]
@@ -89,7 +81,7 @@ async def participation(session: AsyncSession, cohort_id: int, weeks: Iterable[I
     # Distinct (week, person) first, then a count per week: two hash aggregates, where
     # COUNT(DISTINCT ...) would sort every week's rows.
     people = select(S.week, S.person_id).where(*_checkins(cohort_id), S.week.in_(names)).group_by(S.week, S.person_id).subquery()
-    answered = dict((await session.execute(select(people.c.week, func.count()).group_by(people.c.week))).all())
+    answered: dict[str, int] = dict((await session.execute(select(people.c.week, func.count()).group_by(people.c.week))).all())
     return {IsoWeek.parse(w): Participation(delivered=delivered.get(w, 0), answered=answered.get(w, 0)) for w in names}
 
 

@@ -6,7 +6,7 @@ Idempotency lives here as unique constraints; times are stored in UTC.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -63,7 +63,7 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
 
 
 class ProgramVersion(Base):
@@ -259,6 +259,28 @@ class DigestRecord(Base):
     figures: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     __table_args__ = (UniqueConstraint("cohort_id", "week"),)
+
+
+class WeekFigure(Base):
+    """One aggregate of a closed week, computed once when a digest first needed it and never changed.
+
+    Every figure is a tally (count, sum, sum of squares); a plain count is a tally's ``n``.
+    ``figure`` names what was counted: ``answers:decision_huddle``, ``answered``,
+    ``exposed:decision_huddle:6`` (storage.week_figures). Every later digest of the week
+    reads these rows, so two digests of it can never be subtracted to reveal one answer.
+    """
+
+    __tablename__ = "week_figures"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))
+    figure: Mapped[str] = mapped_column(String(160))
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float] = mapped_column(Float)
+    total_sq: Mapped[float] = mapped_column(Float)
+    frozen_at: Mapped[datetime]
+    # Freezing is idempotent on this key: a second process freezing the same week inserts nothing.
+    __table_args__ = (UniqueConstraint("cohort_id", "week", "figure"),)
 
 
 class AuditEntry(Base):

@@ -386,7 +386,7 @@ async def test_the_scheduled_digest_is_posted_to_the_sponsor_channel_once_with_i
     from bot.jobs import tick
 
     program = await rig.app.programs.get()
-    friday = datetime(2026, 1, 9, 16, 5, tzinfo=UTC)  # 16:05 in Lisbon, the digest slot
+    friday = datetime(2026, 1, 16, 16, 5, tzinfo=UTC)  # 16:05 in Lisbon, the digest slot; the first week has closed
     await tick(rig.db, program, friday)
     await tick(rig.db, program, friday + timedelta(minutes=5))
     await rig.app.deliverer.deliver_due(program, lambda: friday + timedelta(minutes=6))

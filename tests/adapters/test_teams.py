@@ -346,7 +346,7 @@ async def test_the_scheduled_digest_is_posted_once_to_the_cohorts_teams_sponsor_
     installer = rig.member("umar@example.com")
     assert await rig.post(team_install(rig.fake.url, TENANT, BOT, installer, SPONSOR_CHANNEL)) == 201
     program = await rig.app.programs.get()
-    friday = datetime(2026, 1, 9, 16, 5, tzinfo=UTC)  # Wave B's digest slot (its channel keeps UTC)
+    friday = datetime(2026, 1, 16, 16, 5, tzinfo=UTC)  # Wave B's digest slot (its channel keeps UTC); its first week has closed
     await tick(rig.db, program, friday)
     await tick(rig.db, program, friday + timedelta(minutes=5))  # a second tick queues nothing new
     await rig.app.deliverer.deliver_due(program, lambda: friday + timedelta(minutes=6))

@@ -111,7 +111,9 @@ def test_demo_leaves_the_answers_and_signals_it_printed_in_its_database(tmp_path
     assert (answers, signals) == (int(printed[1]), int(printed[2])) and answers > 0
     assert "week 4 (2026-W05): sent" in result.stdout and "Participation:" in result.stdout
     assert "A coach approved it; the leader is told: Rubric check, no AI — approved by a coach" in result.stdout
-    assert (out / "digest.txt").read_text().startswith("Product leadership pilot — Pilot A, week 4 of 12")
+    digest = (out / "digest.txt").read_text()
+    assert digest.startswith("Product leadership pilot — Pilot A, week 4 of 12")
+    assert "Week closed on" in digest and "  this week: " in digest  # the last week's behavior figures, once it closed
     assert (out / "digest.png").read_bytes().startswith(b"\x89PNG")
 
 

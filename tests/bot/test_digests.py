@@ -9,22 +9,28 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
+from adapters.base import Click
+from bot.checkins import record_answers
 from bot.cli import main
-from bot.digests import DigestError, cohort_digest, digest_key, digest_message, queue_digest
-from nudges.digest import render_text
+from bot.digests import DigestError, cohort_digest, digest_key, digest_message, queue_digest, scheduled_digest
+from bot.jobs import tick
+from nudges.checklist import ChoiceRef
+from nudges.digest import Digest, render_text
 from nudges.digest_formats import figures
 from nudges.intervals import newcombe
 from nudges.messages import Image
 from nudges.program import Program, load_program
 from nudges.weeks import IsoWeek
-from storage.db import Database, upgrade
-from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion
+from storage.db import Database
+from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion, WeekFigure
 from storage.programs import save_program
+from tests.seed import seed_slack_members
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 LOADED = datetime(2026, 1, 2, 9, tzinfo=UTC)
 FRIDAY_W10 = datetime(2026, 3, 6, 16, tzinfo=UTC)
 W10 = IsoWeek(2026, 10)  # week 9 of pilot-a: the first analysis (2026-03-02) falls in it
+FRIDAY_W11 = FRIDAY_W10 + timedelta(weeks=1)  # W10 closed on Thursday (3 days' grace)
 HUDDLE = "decision_huddle"
 
 
@@ -88,9 +94,9 @@ async def count(db: Database, model: type, *where: object) -> int:
 async def test_first_digest_freezes_the_plan_and_stores_its_figures(db: Database, program: Program) -> None:
     await answer_every_week(db)
 
-    digest = await cohort_digest(db, program, "pilot-a", W10, FRIDAY_W10)
+    digest = await cohort_digest(db, program, "pilot-a", W10, FRIDAY_W11)
 
-    assert digest.plan is not None and digest.plan.label() == "plan v1, frozen 2026-03-06"
+    assert digest.plan is not None and digest.plan.label() == "plan v1, frozen 2026-03-13"
     async with db.session() as session:
         record = await session.scalar(select(DigestRecord))
         audit = (await session.execute(select(AuditEntry.action, AuditEntry.subject))).all()
@@ -102,7 +108,7 @@ async def test_first_digest_freezes_the_plan_and_stores_its_figures(db: Database
 async def test_primary_comparison_end_to_end_from_the_database(db: Database, program: Program) -> None:
     await answer_every_week(db)
 
-    digest = await cohort_digest(db, program, "pilot-a", W10, FRIDAY_W10)
+    digest = await cohort_digest(db, program, "pilot-a", W10, FRIDAY_W11)
 
     primary = digest.primary
     assert primary is not None and primary.status == "shown"
@@ -130,7 +136,7 @@ async def test_a_later_plan_change_is_a_new_version_named_in_every_later_digest(
 async def test_before_the_first_analysis_date_the_digest_says_the_comparison_is_not_due(db: Database, program: Program) -> None:
     await answer_every_week(db, upto=IsoWeek(2026, 9))
 
-    text = render_text(await cohort_digest(db, program, "pilot-a", IsoWeek(2026, 9), FRIDAY_W10 - timedelta(weeks=1)))
+    text = render_text(await cohort_digest(db, program, "pilot-a", IsoWeek(2026, 9), FRIDAY_W10))
 
     assert "  not yet due: the first analysis is pre-registered for 2026-03-02" in text.splitlines()
 
@@ -138,11 +144,48 @@ async def test_before_the_first_analysis_date_the_digest_says_the_comparison_is_
 async def test_digest_message_carries_the_chart_as_a_png_image(db: Database, program: Program) -> None:
     await answer_every_week(db)
 
-    message = await digest_message(db, program, "pilot-a", W10, FRIDAY_W10)
+    message = await digest_message(db, program, "pilot-a", W10, FRIDAY_W11)
 
     image = next(b for b in message.blocks if isinstance(b, Image))
     assert image.data is not None and image.data.startswith(b"\x89PNG\r\n\x1a\n")
     assert "Pilot A and Wave B" in image.alt
+
+
+async def test_the_scheduled_digest_reports_last_week_with_this_weeks_counts_so_far(db: Database, program: Program) -> None:
+    await answer_every_week(db)
+
+    message = await digest_message(db, program, "pilot-a", W10, FRIDAY_W10)  # W10 open, W09 closed yesterday
+
+    text = message.plain()
+    assert "Pilot A, week 8 of 12 (2026-W09)" in text
+    assert "Also: 2026-W10 (week 9), still open: no checklists were delivered this week so far" in text
+    assert "Week closed on 2026-03-05 00:00 UTC: these figures are final" in text
+    async with db.session() as session:
+        record = await session.scalar(select(DigestRecord))
+    assert record is not None and record.week == "2026-W09" and record.figures["closed"] is True
+    assert [w["week"] for w in record.figures["open_weeks"]] == ["2026-W10"]
+
+
+async def test_an_on_demand_digest_of_an_open_week_shows_counts_only(db: Database, program: Program) -> None:
+    await answer_every_week(db)
+
+    digest = await cohort_digest(db, program, "pilot-a", W10, FRIDAY_W10)
+
+    assert (digest.closed, digest.behaviors, digest.primary, digest.series) == (False, (), None, ())
+    data = figures(digest)
+    assert data["closed"] is False and data["behaviors"] == [] and data["primary"] is None
+    assert data["closes_at"] == "2026-03-12T00:00:00+00:00"
+    text = render_text(digest)
+    assert "This week is still open: its behavior figures are computed once, when it closes on 2026-03-12 00:00 UTC" in text
+    assert "%" not in text.split("Participation:")[1].split("\n", 1)[1]  # no rate beyond participation
+
+
+async def test_no_scheduled_digest_shows_figures_before_the_cohorts_first_week_closes(db: Database, program: Program) -> None:
+    await answer_every_week(db)
+
+    digest = await scheduled_digest(db, program, "pilot-a", IsoWeek(2026, 2), datetime(2026, 1, 9, 16, tzinfo=UTC))
+
+    assert digest.week == IsoWeek(2026, 2) and not digest.closed and digest.behaviors == ()
 
 
 async def test_queue_digest_puts_one_post_per_cohort_week_in_the_outbox(db: Database, program: Program) -> None:
@@ -178,17 +221,6 @@ async def test_a_cohort_not_loaded_into_the_database_is_a_clear_error(db: Databa
 
 
 # --- the command line -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def loaded_sqlite(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    upgrade(url)
-    db = Database(url)
-    await load(db, load_program(str(EXAMPLE)))
-    await answer_every_week(db)
-    await db.close()
-    return url
 
 
 def reinforce(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, url: str) -> tuple[int, str, str]:
@@ -231,3 +263,70 @@ def test_cli_digest_text_for_an_unknown_cohort_is_one_line(
 
     assert code == 1
     assert err == "reinforce: no cohort 'nope' in the program (known: pilot-a, wave-b)\n"
+
+
+# --- differencing ---------------------------------------------------------------------------
+
+
+def behavior_figures(digest: Digest) -> dict[str, object]:
+    """Everything a digest says about behavior: per-behavior figures, primary comparison,
+    exposure and the chart's series."""
+    data = figures(digest)
+    return {key: data[key] for key in ("behaviors", "primary", "exposure", "series")}
+
+
+async def test_no_two_digests_of_a_week_differ_on_a_behavior_figure_as_answers_arrive_one_by_one(db: Database) -> None:
+    program = await seed_slack_members(db, 12)  # pilot-a, 12 consenting members in UTC, Slack ids T1:U0..U11
+    spec = program.cohort("pilot-a")
+    week = IsoWeek(2026, 3)  # pilot-a's second week, which closes on Thursday 2026-01-22 00:00 UTC
+    start = datetime(2026, 1, 13, 9, tzinfo=UTC)
+    # 36 answers, one every 7 hours from Tuesday of the week to after it closed: each member
+    # answers one question at a time, the three questions in turn.
+    arrivals = [start + timedelta(hours=7 * i) for i in range(36)]
+    assert arrivals[0] < spec.closes_at(week) < arrivals[-1]
+    checklist = list(spec.checklist)
+    seen: list[Digest] = []
+    for i, at in enumerate(arrivals):
+        value = "yes" if (i * 5) % 7 < 4 else "no"
+        ref = ChoiceRef("pilot-a", week, checklist[i // 12], value)
+        await record_answers(db, program, [Click("slack", f"click-{i}", f"T1:U{i % 12}", ref.encode(), at)])
+        asked = at + timedelta(minutes=1)
+        seen.append(await cohort_digest(db, program, "pilot-a", week, asked))
+        seen.append(await scheduled_digest(db, program, "pilot-a", IsoWeek.of(asked), asked))
+
+    of_week = [d for d in seen if d.week == week]
+    still_open = [d for d in of_week if not d.closed]
+    closed = [d for d in of_week if d.closed]
+    assert still_open and closed
+    for digest in still_open:  # counts only
+        assert (digest.behaviors, digest.primary, digest.series, digest.exposed) == ((), None, (), None)
+        assert figures(digest)["participation"]["answered"] is not None
+    shown = {json.dumps(behavior_figures(d), sort_keys=True) for d in closed}
+    assert len(shown) == 1, "two digests of the same closed week differ"
+    huddle = next(b for b in closed[0].behaviors if b.key == HUDDLE)
+    assert huddle.this_week.shown and huddle.this_week.n == 12  # the answers that came before the week closed
+    # The week's point on a later week's chart is the same stored figure.
+    later = await cohort_digest(db, program, "pilot-a", week + 1, spec.closes_at(week + 1))
+    point = next(p for p in later.series if p.week == week)
+    assert point.cohort == huddle.this_week
+
+
+async def test_the_tick_after_a_week_closed_stores_its_figures_before_anyone_asks(db: Database) -> None:
+    program = await seed_slack_members(db, 6)
+    week = IsoWeek(2026, 2)
+    at = datetime(2026, 1, 6, 10, tzinfo=UTC)
+    clicks = [Click("slack", f"c{i}", f"T1:U{i}", ChoiceRef("pilot-a", week, HUDDLE, "yes").encode(), at) for i in range(6)]
+    await record_answers(db, program, clicks)
+    closes = program.cohort("pilot-a").closes_at(week)
+
+    await tick(db, program, closes - timedelta(minutes=1))
+    assert await count(db, WeekFigure) == 0  # nothing of an open week is stored
+    await tick(db, program, closes)
+    stored = await count(db, WeekFigure, WeekFigure.week == str(week))
+
+    assert stored > 0
+    async with db.session() as session:
+        huddle = await session.scalar(select(WeekFigure).where(WeekFigure.figure == f"answers:{HUDDLE}"))
+    assert huddle is not None and (huddle.n, huddle.total, huddle.frozen_at) == (6, 6.0, closes)
+    await tick(db, program, closes + timedelta(minutes=1))  # later ticks store nothing more
+    assert await count(db, WeekFigure, WeekFigure.week == str(week)) == stored

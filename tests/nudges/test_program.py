@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from nudges.program import MAX_FILE_BYTES, Program, ProgramError, load_program, parse_program
+from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 
@@ -97,7 +99,7 @@ def test_example_checklists_have_three_known_behaviors() -> None:
 def test_unknown_cohort_lookup_names_the_known_cohorts() -> None:
     program = load_program(str(EXAMPLE))
 
-    with pytest.raises(ProgramError, match="no cohort 'pilot-z'.*pilot-a, wave-b"):
+    with pytest.raises(ProgramError, match=r"no cohort 'pilot-z'.*pilot-a, wave-b"):
         program.cohort("pilot-z")
 
 
@@ -405,6 +407,47 @@ def test_plan_exposure_longer_than_the_cohort_is_rejected(data: dict[str, Any]) 
 
     assert problem.startswith("bad.yaml: cohorts[pilot-a].plan.min_exposure_weeks: ")
     assert "12 weeks" in problem
+
+
+def test_answer_grace_days_defaults_to_three_and_sets_when_the_cohorts_weeks_close(data: dict[str, Any]) -> None:
+    program = parse_program(data)
+    assert program.cohort("pilot-a").answer_grace_days == 3
+
+    for c in data["cohorts"]:
+        c["answer_grace_days"] = 7
+    pilot = parse_program(data).cohort("pilot-a")
+
+    assert pilot.closes_at(IsoWeek(2026, 2)) == datetime(2026, 1, 19, tzinfo=UTC)
+    assert not pilot.is_closed(IsoWeek(2026, 2), datetime(2026, 1, 18, 23, 59, tzinfo=UTC))
+    assert pilot.is_closed(IsoWeek(2026, 2), datetime(2026, 1, 19, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("grace", [0, 29, -1, "three"])
+def test_answer_grace_days_outside_one_to_28_is_rejected(data: dict[str, Any], grace: Any) -> None:
+    for c in data["cohorts"]:
+        c["answer_grace_days"] = grace
+
+    found = problems(data)
+
+    assert found[0].startswith("bad.yaml: cohorts[pilot-a].answer_grace_days: ")
+
+
+def test_a_cohort_and_its_comparison_must_close_their_weeks_together(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["answer_grace_days"] = 5
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].answer_grace_days: ")
+    assert "differs from its comparison 'wave-b' (5)" in problem
+
+
+def test_the_last_closed_week_stays_within_the_cohort(data: dict[str, Any]) -> None:
+    pilot = parse_program(data).cohort("pilot-a")  # 12 weeks from 2026-W02, grace 3 days
+
+    assert pilot.last_closed_week(datetime(2026, 1, 14, 23, tzinfo=UTC)) is None  # its first week closes on the 15th
+    assert pilot.last_closed_week(datetime(2026, 1, 15, tzinfo=UTC)) == IsoWeek(2026, 2)
+    assert pilot.last_closed_week(datetime(2026, 3, 6, 16, tzinfo=UTC)) == IsoWeek(2026, 9)
+    assert pilot.last_closed_week(datetime(2027, 1, 1, tzinfo=UTC)) == IsoWeek(2026, 13)  # its 12th and last week
 
 
 def test_several_problems_are_reported_one_per_line(data: dict[str, Any]) -> None:

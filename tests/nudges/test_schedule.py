@@ -490,6 +490,19 @@ def test_closing_digest_reports_the_last_week_in_the_week_after_it() -> None:
     assert digest_due(COHORT, "Asia/Kolkata", last_friday) == Due("digest", LAST, "2026-W21", last_friday)
 
 
+def test_closing_digest_waits_for_the_first_slot_after_the_last_week_closes() -> None:
+    # A Tuesday digest and three days' grace: the last week (2026-W21) closes on Thursday
+    # 2026-05-28, after the Tuesday of the week after it, so its closing digest goes out
+    # on the Tuesday after that.
+    cohort = make_cohort(digest=("tuesday", "16:00"))
+    assert cohort.closes_at(LAST) == utc(2026, 5, 28, 0)
+
+    assert digest_due(cohort, NEW_YORK, local(NEW_YORK, 2026, 5, 26, 17)) is None
+    closing = local(NEW_YORK, 2026, 6, 2, 16)
+    assert digest_due(cohort, NEW_YORK, closing) == Due("digest", LAST, "2026-W21:closing", closing)
+    assert digest_due(cohort, NEW_YORK, local(NEW_YORK, 2026, 6, 9, 17)) is None
+
+
 @pytest.mark.parametrize("friday", [date(2026, 2, 27), date(2026, 6, 5)])
 def test_no_digest_before_the_start_or_after_the_closing_one(friday: date) -> None:
     assert digest_due(COHORT, NEW_YORK, local(NEW_YORK, friday.year, friday.month, friday.day, 17)) is None

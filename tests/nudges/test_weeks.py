@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nudges.weeks import IsoWeek
+from nudges.weeks import IsoWeek, closes_at, is_closed, last_closed
 
 
 def test_2026_has_a_week_53_and_2025_and_2027_do_not() -> None:
@@ -130,3 +130,39 @@ def test_every_day_falls_within_its_weeks_monday_to_sunday(day: date) -> None:
     monday = IsoWeek.of(day).monday()
 
     assert monday <= day < monday + timedelta(days=7)
+
+
+# --- when a week closes ---------------------------------------------------------------------
+
+
+def test_a_week_closes_its_grace_days_after_the_monday_that_follows_it_in_utc() -> None:
+    assert closes_at(IsoWeek(2026, 2), 3) == datetime(2026, 1, 15, 0, 0, tzinfo=UTC)
+    assert closes_at(IsoWeek(2026, 53), 1) == datetime(2027, 1, 5, 0, 0, tzinfo=UTC)
+
+
+def test_a_week_is_open_until_the_instant_it_closes_and_closed_from_then_on() -> None:
+    closing = closes_at(IsoWeek(2026, 2), 3)
+
+    assert not is_closed(IsoWeek(2026, 2), 3, closing - timedelta(microseconds=1))
+    assert is_closed(IsoWeek(2026, 2), 3, closing)
+    # The same instant written in another zone is the same instant.
+    assert is_closed(IsoWeek(2026, 2), 3, closing.astimezone(ZoneInfo("America/Los_Angeles")))
+
+
+def test_a_grace_of_one_day_still_covers_sunday_evening_in_every_time_zone() -> None:
+    # Sunday 23:59 on Baker Island (UTC-12), the last local minute of the week anywhere.
+    last_minute = datetime(2026, 1, 11, 23, 59, tzinfo=ZoneInfo("Etc/GMT+12"))
+
+    assert IsoWeek.of(last_minute) == IsoWeek(2026, 2)
+    assert not is_closed(IsoWeek(2026, 2), 1, last_minute)
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    st.integers(min_value=1, max_value=28),
+)
+def test_last_closed_is_closed_and_the_week_after_it_is_not(now: datetime, grace: int) -> None:
+    week = last_closed(grace, now)
+
+    assert is_closed(week, grace, now)
+    assert not is_closed(week + 1, grace, now)

@@ -95,12 +95,18 @@ async def seed(db: Database) -> tuple[int, int]:
         return a.id, b.id
 
 
-async def test_behavior_tallies_count_one_weeks_checkin_answers_per_behavior(db: Database) -> None:
+async def test_weekly_tallies_count_each_weeks_checkin_answers_per_behavior(db: Database) -> None:
     a, _b = await seed(db)
     async with db.session() as session:
-        tallies = await aggregates.behavior_tallies(session, a, W04)
+        tallies = await aggregates.weekly_tallies(session, a, [W03, W04])
 
-    assert tallies == {HUDDLE: Tally(5, 3.5, 3.25), ESCALATE: Tally(2, 1.0, 1.0)}
+    # the survey signal of W02 and cohort B's answer do not count; W02 was not asked for
+    assert tallies == {
+        (W03, HUDDLE): Tally(3, 2.0, 2.0),
+        (W03, ESCALATE): Tally(1, 1.0, 1.0),
+        (W04, HUDDLE): Tally(5, 3.5, 3.25),
+        (W04, ESCALATE): Tally(2, 1.0, 1.0),
+    }
 
 
 async def test_baseline_tallies_count_each_person_once_with_their_mean(db: Database) -> None:
@@ -111,14 +117,6 @@ async def test_baseline_tallies_count_each_person_once_with_their_mean(db: Datab
     # person 1 answered both weeks (1, 1), person 2 (0, 1) -> 0.5; the survey signal does not count
     assert tallies[HUDDLE] == Tally(4, 2.0, 1.5)
     assert tallies[ESCALATE] == Tally(1, 1.0, 1.0)
-
-
-async def test_weekly_series_of_one_behavior_over_a_range_of_weeks(db: Database) -> None:
-    a, _b = await seed(db)
-    async with db.session() as session:
-        series = await aggregates.weekly_series(session, a, HUDDLE, W03, W04)
-
-    assert series == {W03: Tally(3, 2.0, 2.0), W04: Tally(5, 3.5, 3.25)}
 
 
 async def test_participation_counts_sent_checklists_and_distinct_people_who_answered(db: Database) -> None:
