@@ -19,6 +19,7 @@ from urllib.parse import quote, urlparse
 
 import aiohttp
 import msal
+import msal.exceptions
 import requests
 
 __all__ = ["AppToken", "Graph", "GraphError"]
@@ -59,8 +60,10 @@ class AppToken:
                     self._client_id, client_credential=self._secret, authority=self.authority, instance_discovery=False, timeout=30
                 )
             result: dict[str, Any] = self._app.acquire_token_for_client(scopes=[self._scope])
-        except (ValueError, requests.RequestException) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        except requests.RequestException as exc:
+            raise GraphError(f"cannot reach {self.authority} for a token ({exc.__class__.__name__})") from None
+        except (ValueError, msal.exceptions.MsalError) as exc:  # a wrong tenant, or the endpoint failing
+            first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
             raise GraphError(f"cannot get a token from {self.authority}: {first}") from None
         if "access_token" not in result:
             description = str(result.get("error_description") or "").strip().splitlines()
