@@ -11,6 +11,11 @@ from bot.settings import Settings
 
 __all__ = ["install", "package"]
 
+PERMISSION_HINT = (
+    "the app registration needs the Microsoft Graph application permissions TeamsAppInstallation.ReadWriteSelfForUser.All "
+    "and User.Read.All, with an administrator's consent (docs/teams.md, Installing the app for a cohort)"
+)
+
 
 def package(out: Path, settings: Settings) -> int:
     """`reinforce teams package --out FILE.zip`."""
@@ -65,7 +70,8 @@ async def install(cohort_key: str, catalog_id: str | None, settings: Settings) -
         async with graph:
             report = await install_for_members(graph, catalog_id, emails, lambda line: print(line, flush=True))
     except GraphError as exc:
-        raise CliError(str(exc)) from None
+        hint = f"\n{PERMISSION_HINT}" if exc.status == 403 else ""
+        raise CliError(f"{exc}{hint}") from None
     print(report.summary(cohort.key))
     if report.not_found:
         print(

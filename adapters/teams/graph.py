@@ -31,7 +31,12 @@ MAX_RETRY_AFTER = 30.0  # seconds; longer than this, the operator is better told
 
 
 class GraphError(Exception):
-    """Graph or the token endpoint refused or failed; the message is for the operator."""
+    """Graph or the token endpoint refused or failed; the message is for the operator.
+    ``status`` is Graph's HTTP status, when Graph answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AppToken:
@@ -119,7 +124,7 @@ class Graph:
             if status in expect:
                 return status, body
             if status not in RETRYABLE or attempt >= self._retries:
-                raise GraphError(f"Microsoft Graph answered {status} to {method} {path.split('?')[0]}: {_error(body)}")
+                raise GraphError(f"Microsoft Graph answered {status} to {method} {path.split('?')[0]}: {_error(body)}", status)
             await asyncio.sleep(_delay(retry_after, attempt))
             attempt += 1
 

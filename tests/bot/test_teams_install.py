@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -46,18 +47,31 @@ class Rig:
         return process.returncode, out.decode(), err.decode()
 
 
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "OPENAI_", "REINFORCE_", "DATABASE_URL"))}
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with examples/program.yaml loaded through the product's own commands, made once
+    for the module (each test works on a copy)."""
+    path = tmp_path_factory.mktemp("loaded") / "r.db"
+    for command in (("db", "upgrade"), ("program", "load", str(EXAMPLE))):
+        env = {**_clean_env(), "DATABASE_URL": f"sqlite:///{path}"}
+        done = subprocess.run([sys.executable, "-m", "bot", *command], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr
+    return path
+
+
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, loaded: Path) -> AsyncIterator[Rig]:
     ca = TestCA.make(tmp_path)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "OPENAI_", "REINFORCE_", "DATABASE_URL"))}
+    shutil.copy(loaded, tmp_path / "r.db")
     database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
     async with running_fake_identity(ca, tenant="tenant-1") as identity, running_fake_graph(identity) as graph:
         identity.clients[APP_ID] = "the-secret"
         graph.catalog.add(CATALOG_ID)
-        rig = Rig(identity, graph, {**clean, **database})
-        for command in (("db", "upgrade"), ("program", "load", str(EXAMPLE))):
-            status, _out, err = await rig.reinforce(*command)
-            assert status == 0, err
+        rig = Rig(identity, graph, {**_clean_env(), **database})
         rig.env.update(
             MICROSOFT_APP_ID=APP_ID,
             MICROSOFT_APP_PASSWORD="the-secret",
@@ -140,7 +154,13 @@ async def test_a_missing_application_permission_stops_at_the_first_member_with_g
     status, out, err = await rig.reinforce("teams", "install", "pilot-a")
     assert (status, out) == (1, "")
     assert err.startswith("reinforce: Microsoft Graph answered 403 to POST users/carla-aad-id/teamwork/installedApps: Forbidden: ")
-    assert "TeamsAppInstallation.ReadWriteSelfForUser.All" in err and err.count("\n") == 1
+    first, hint = err.splitlines()
+    assert "TeamsAppInstallation.ReadWriteSelfForUser.All" in first
+    assert hint == (
+        "reinforce: the app registration needs the Microsoft Graph application permissions "
+        "TeamsAppInstallation.ReadWriteSelfForUser.All and User.Read.All, with an administrator's consent "
+        "(docs/teams.md, Installing the app for a cohort)"
+    )
 
 
 @pytest.mark.parametrize(
