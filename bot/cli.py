@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
 
     forget = commands.add_parser("forget", help="delete everything held about a person (email or platform id); audited")
     forget.add_argument("person", metavar="PERSON", help="an email, or a platform id such as T0001:U123 (Slack) or TENANT:AAD-ID (Teams)")
+
+    teams = commands.add_parser("teams", help="the Microsoft Teams app: its package, and installing it for a cohort")
+    teams_commands = teams.add_subparsers(dest="teams_command", required=True, metavar="COMMAND")
+    package = teams_commands.add_parser("package", help="build the app package (manifest and icons) for this installation")
+    package.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    install = teams_commands.add_parser("install", help="install the app for every Teams member of a cohort (Microsoft Graph)")
+    install.add_argument("cohort", metavar="COHORT")
+    install.add_argument("--catalog-id", help="the app's id in your Teams app catalog (default: $REINFORCE_TEAMS_CATALOG_ID)")
     return parser
 
 
@@ -284,6 +292,14 @@ async def _forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _teams(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.teams_commands import install, package
+
+    if args.teams_command == "package":
+        return package(args.out, settings)
+    return await install(args.cohort, args.catalog_id, settings)
+
+
 async def _check_schema(settings: Settings) -> None:
     from storage.db import schema_problem
 
@@ -428,6 +444,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] =
     "digest": _digest,
     "export": _export,
     "forget": _forget,
+    "teams": _teams,
 }
 
 
