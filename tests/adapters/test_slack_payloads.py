@@ -116,7 +116,8 @@ def test_any_body_parses_or_is_malformed_and_nothing_else(raw: bytes, content_ty
     try:
         parse_request(raw, "", {"Content-Type": content_type})
     except MalformedRequest as exc:
-        assert raw.decode("utf-8", "replace")[:20] not in str(exc) or len(raw) < 3  # the reason does not echo the body
+        # The reason does not echo the body (a body of a few bytes may spell one of its words: "bod").
+        assert raw.decode("utf-8", "replace")[:20] not in str(exc) or len(raw) < 8
 
 
 @pytest.mark.parametrize(
