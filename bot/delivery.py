@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
-# Outcomes of a batch are committed at least this often (seconds), so slowly paced sends
-# are not left looking unsent for long: a crash then costs at most this much re-checking.
+# Outcomes are committed at least this often (seconds) while sends go on, so slowly paced
+# sends are not left looking unsent for long: a crash then leaves little to re-check.
 RECORD_WITHIN = 1.0
 VERIFIED = "already delivered (verified after a lease ran out)"
 
@@ -109,11 +110,34 @@ class Deliverer:
     rng: random.Random = field(default_factory=random.Random)
 
     async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
-        """Deliver batch after batch until a claim finds nothing due at ``clock()``: each batch
-        is claimed in one transaction, sent, and its outcomes recorded."""
+        """Deliver batch after batch until a claim finds nothing due at ``clock()``.
+
+        Each batch is claimed in one transaction, and its rows sent with at most
+        ``concurrency`` sends at once; outcomes are committed at least every
+        ``RECORD_WITHIN`` seconds and before each claim. The next batch is claimed once every
+        row of the current one has started, so a slow send (a retry inside the client) does
+        not hold up the rest. When the worker stops (this is cancelled) or a commit fails, the
+        sends under way finish and every outcome is recorded if the database allows it; rows
+        not started yet stay leased, and come back (checked with the platform first) once
+        their lease runs out.
+        """
         report = DeliveryReport()
-        while work := await self._claim(clock()):
-            await self._send_batch(program, work, clock, report)
+        sends = _Sends(self.concurrency)
+        try:
+            while work := await self._claim(clock()):
+                for item in work:
+                    await sends.free_slot()
+                    sends.start(self._attempt(program, item, clock))
+                    if sends.unrecorded_for() > RECORD_WITHIN:
+                        await self._record(sends, report)
+                await self._record(sends, report)
+            while not await sends.finish(RECORD_WITHIN):
+                await self._record(sends, report)
+            await self._record(sends, report)
+        finally:
+            # Stopped, or a commit failed: once more, for what is still unrecorded (if anything).
+            await sends.finish()
+            await self._record(sends, report)
         await self._measure_lag(clock())
         return report
 
@@ -155,43 +179,14 @@ class Deliverer:
             for c in claimed
         ]
 
-    async def _send_batch(self, program: Program, work: list[Work], clock: Callable[[], datetime], report: DeliveryReport) -> None:
-        """Send ``work`` with at most ``concurrency`` sends at once, committing the outcomes at
-        least every ``RECORD_WITHIN`` seconds.
-
-        When the worker stops (this is cancelled) or a commit fails, the sends under way finish
-        and every outcome is recorded if the database allows it; rows not started yet stay
-        leased, and come back (checked with the platform first) once their lease runs out.
-        """
-        queue = deque(work)
-        finished: list[Outcome] = []
-        senders = {asyncio.create_task(self._sender(program, queue, clock, finished)) for _ in range(min(self.concurrency, len(queue)))}
-        try:
-            running = senders
-            while running:
-                _done, running = await asyncio.wait(running, timeout=RECORD_WITHIN)
-                await self._record(finished, report)
-        finally:
-            queue.clear()  # each sender stops after the send it has under way
-            await asyncio.wait(senders)
-            await self._record(finished, report)
-        for sender in senders:
-            sender.result()  # a bug outside _attempt's own handling is raised, not lost
-
-    async def _sender(self, program: Program, queue: deque[Work], clock: Callable[[], datetime], finished: list[Outcome]) -> None:
-        """One of ``concurrency`` senders sharing ``queue``: sends its rows one after another."""
-        while queue:
-            finished.append(await self._attempt(program, queue.popleft(), clock))
-
-    async def _record(self, finished: list[Outcome], report: DeliveryReport) -> None:
-        """Commit the outcomes finished so far. They leave ``finished`` only once committed, so
-        a failed commit loses none of them; sends finishing meanwhile wait for the next one."""
-        recording = finished[:]
-        if not recording:
-            return
-        async with self.db.session() as session:
-            await outbox.mark_many(session, recording)
-        del finished[: len(recording)]
+    async def _record(self, sends: _Sends, report: DeliveryReport) -> None:
+        """Commit the outcomes of the sends finished so far. They leave ``sends.finished`` only
+        once committed, so a failed commit loses none of them."""
+        recording = sends.finished[:]
+        if recording:
+            async with self.db.session() as session:
+                await outbox.mark_many(session, recording)
+        sends.recorded(len(recording))
         for outcome in recording:
             report.count(outcome)
 
@@ -280,6 +275,48 @@ class Deliverer:
                 select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
             )
         metrics.OUTBOX_LAG.set((now - oldest).total_seconds() if oldest else 0.0)
+
+
+class _Sends:
+    """The sends under way (at most ``limit`` at once) and the outcomes of those that finished."""
+
+    def __init__(self, limit: int) -> None:
+        self.finished: list[Outcome] = []
+        self._slots = asyncio.Semaphore(limit)
+        self._running: set[asyncio.Task[None]] = set()
+        self._recorded_at = time.monotonic()
+
+    async def free_slot(self) -> None:
+        """Wait until fewer than ``limit`` sends are under way, and take the free slot."""
+        await self._slots.acquire()
+
+    def start(self, attempt: Coroutine[Any, Any, Outcome]) -> None:
+        """Run ``attempt`` in the slot taken by ``free_slot``."""
+        task = asyncio.create_task(self._run(attempt))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def finish(self, timeout: float | None = None) -> bool:
+        """Wait for the sends under way, at most ``timeout`` seconds; True once none is left.
+        (They are never cancelled: a send cut short could not say whether it arrived.)"""
+        if self._running:
+            await asyncio.wait(self._running, timeout=timeout)
+        return not self._running
+
+    def unrecorded_for(self) -> float:
+        """Seconds since outcomes were last committed."""
+        return time.monotonic() - self._recorded_at
+
+    def recorded(self, count: int) -> None:
+        """The first ``count`` finished outcomes are committed."""
+        del self.finished[:count]
+        self._recorded_at = time.monotonic()
+
+    async def _run(self, attempt: Coroutine[Any, Any, Outcome]) -> None:
+        try:
+            self.finished.append(await attempt)  # _attempt turns every error into an outcome
+        finally:
+            self._slots.release()
 
 
 def _checklist_week(row: outbox.Claimed) -> tuple[int, int, IsoWeek] | None:
