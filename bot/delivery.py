@@ -112,18 +112,23 @@ class Deliverer:
     async def deliver_due(self, program: Program, clock: Callable[[], datetime]) -> DeliveryReport:
         """Deliver batch after batch until a claim finds nothing due at ``clock()``.
 
-        Each batch is claimed in one transaction and its rows sent with at most
-        ``concurrency`` sends at once; the next batch is claimed once every row of this one has
-        started, so a slow send (a retry inside the client) holds up nothing else. Outcomes
-        are committed at least every ``RECORD_WITHIN`` seconds. When the worker stops (this
-        is cancelled) or the database fails, the sends under way finish and every outcome is
-        recorded if the database allows it; rows not started yet stay leased, and come back
-        (checked with the platform first) once their lease runs out.
+        Each batch is claimed in one transaction, the next one while this one is sent (so the
+        sends never wait for a claim; ``claim_size`` keeps two batches within a lease), and its
+        rows are sent with at most ``concurrency`` sends at once. Outcomes are committed at
+        least every ``RECORD_WITHIN`` seconds. When the worker stops (this is cancelled) or the
+        database fails, the sends under way finish and every outcome is recorded if the
+        database allows it; rows not started yet stay leased, and come back (checked with the
+        platform first) once their lease runs out.
         """
         report = DeliveryReport()
         sends = _Sends(self.concurrency)
+        claiming = asyncio.create_task(self._claim(clock()))
         try:
-            while work := await self._claim(clock()):
+            while work := await claiming:
+                # Claimed ahead: with the sends waiting for each claim, 5,000 members paced at
+                # 500/s took 11.6 s instead of 10.9 s (four alternating runs), and the fan-out
+                # guard (within 10% of the limit's minimum) sat at its edge.
+                claiming = asyncio.create_task(self._claim(clock()))
                 for item in work:
                     await sends.free_slot()
                     sends.start(self._attempt(program, item, clock))
@@ -133,6 +138,8 @@ class Deliverer:
                 await self._record(sends, report)
             await self._record(sends, report)
         finally:
+            claiming.cancel()  # a claim under way is rolled back, its rows stay due
+            await asyncio.wait({claiming})
             # Stopped, or the database failed: once more, for what is still unrecorded (if anything).
             await sends.finish()
             await self._record(sends, report)
@@ -141,8 +148,9 @@ class Deliverer:
 
     def claim_size(self) -> int:
         """Rows to claim at once: at most what the slowest configured workspace/tenant pace sends
-        in half a lease, so no row is still waiting for its turn when its lease runs out (a
-        worker would then claim it again and send it twice)."""
+        in half a lease, so no row (its batch claimed while the one before is sent) is still
+        waiting for its turn when its lease runs out (a worker would then claim it again and
+        send it twice)."""
         rate = self.limiter.slowest_rate(list(self.chats))
         if rate is None:
             return self.batch
