@@ -117,8 +117,8 @@ class Deliverer:
         rows are sent with at most ``concurrency`` sends at once. Outcomes are committed at
         least every ``RECORD_WITHIN`` seconds. When the worker stops (this is cancelled) or the
         database fails, the sends under way finish and every outcome is recorded if the
-        database allows it; rows not started yet stay leased, and come back (checked with the
-        platform first) once their lease runs out.
+        database allows it; rows claimed but not started yet stay leased, and come back
+        (checked with the platform first) once their lease runs out.
         """
         report = DeliveryReport()
         sends = _Sends(self.concurrency)
