@@ -143,7 +143,6 @@ class Deliverer:
             # Stopped, or the database failed: once more, for what is still unrecorded (if anything).
             await sends.finish()
             await self._record(sends, report)
-        await self._measure_lag(clock())
         return report
 
     def claim_size(self) -> int:
@@ -205,7 +204,7 @@ class Deliverer:
             to = await self._recipient(chat, row, work.person)
             tenant = _tenant(to)
             if row.ambiguous and (ref := await chat.find_sent(to, row.key)) is not None:
-                metrics.deliveries(row.kind, "verified").inc()
+                metrics.DELIVERIES.labels(row.kind, "verified").inc()
                 return Outcome(row.id, "sent", VERIFIED, sent_at=clock(), message_ref=ref)
             message = await self._render(program, row, work.answered, clock)
             if (wait := self.limiter.reserve(row.platform or "", tenant, to.user_id or to.channel_id or "")) > 0:
@@ -217,13 +216,13 @@ class Deliverer:
             log.exception("delivery %s crashed", row.key)
             metrics.ERRORS.labels("delivery").inc()
             return self._failure(row, DeliveryError(f"internal error: {exc.__class__.__name__}"), clock(), tenant)
-        metrics.deliveries(row.kind, "sent").inc()
+        metrics.DELIVERIES.labels(row.kind, "sent").inc()
         return Outcome(row.id, "sent", sent_at=clock(), message_ref=ref)
 
     def _failure(self, row: outbox.Claimed, exc: DeliveryError, now: datetime, tenant: str) -> Outcome:
         if exc.permanent or row.attempts >= MAX_ATTEMPTS:
             reason = exc.reason if exc.permanent else f"gave up after {row.attempts} attempts: {exc.reason}"
-            metrics.deliveries(row.kind, "failed").inc()
+            metrics.DELIVERIES.labels(row.kind, "failed").inc()
             log.warning("delivery %s failed for good: %s", row.key, reason)
             return Outcome(row.id, "failed", reason[:1000])
         if exc.retry_after is not None:
@@ -274,13 +273,6 @@ class Deliverer:
         if renderer is None:
             raise DeliveryError(f"deliveries of kind {row.kind!r} are not supported", permanent=True)
         return await renderer(row, clock())
-
-    async def _measure_lag(self, now: datetime) -> None:
-        async with self.db.session() as session:
-            oldest = await session.scalar(
-                select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
-            )
-        metrics.OUTBOX_LAG.set((now - oldest).total_seconds() if oldest else 0.0)
 
 
 class _Sends:
