@@ -332,4 +332,3 @@ def test_the_members_note_and_status_are_shown_back_to_them(program: Program) ->
 
     assert "Your note (only you see it): Hard week" in contexts(message)
     assert "Skipped this week." in contexts(message)
-
