@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,45 +90,13 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session whose statements each commit on their own (no BEGIN, no COMMIT), for
-        work that needs no transaction because each of its writes is one statement. Objects
-        added to it are written when the block ends, or before the next statement."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
-                yield session
-                await session.commit()
-
     async def close(self) -> None:
         await self.engine.dispose()
 
 
 def insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both databases."""
-    return _dialect_insert(session)(table)
-
-
-def _dialect_insert(session: AsyncSession) -> Callable[[Any], Any]:
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
-_BUILT: dict[tuple[str, Callable[..., Any]], Any] = {}
-
-
-def built_once(session: AsyncSession, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
-    """``build(insert)``'s statement, built once per dialect and then reused.
-
-    For the writes every click makes: building an INSERT ... ON CONFLICT costs more than
-    running it once compiled (and SQLAlchemy's compiled cache is keyed by the statement,
-    so a reused statement also skips the cache-key walk). ``build`` gets the dialect's
-    insert function.
-    """
-    key = (session.bind.dialect.name, build)
-    if key not in _BUILT:
-        _BUILT[key] = build(_dialect_insert(session))
-    return _BUILT[key]
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def among(column: Any, dialect: str, name: str = "ids") -> Any:

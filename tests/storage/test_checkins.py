@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import StatementError
 
 from nudges.weeks import IsoWeek
 from storage import checkins
@@ -72,6 +75,47 @@ async def test_an_older_click_arriving_late_does_not_overwrite_a_newer_one(db: D
     await _answer(db, person, cohort, "yes", 1.0, T0 + timedelta(minutes=5), "evt-new")
     assert await _answer(db, person, cohort, "no", 0.0, T0, "evt-old")
     assert await _stored(db) == ([("decision_huddle", "yes")], [1.0])
+
+
+async def test_saving_an_answer_says_whether_it_changed_what_is_stored(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+
+    async def save(value: str, at: datetime, event: str) -> bool:
+        async with db.session() as session:
+            return await checkins.save_answer(
+                session,
+                person_id=person,
+                cohort_id=cohort,
+                week=WEEK,
+                behavior_key="decision_huddle",
+                value=value,
+                signal={"yes": 1.0, "partly": 0.5, "no": 0.0}[value],
+                answered_at=at,
+                event_id=event,
+            )
+
+    assert await save("no", T0, "first")
+    assert not await save("no", T0, "first")  # the platform's retry of the stored click
+    assert not await save("yes", T0 - timedelta(seconds=1), "older")
+    assert await save("partly", T0 + timedelta(seconds=1), "newer")
+    assert await _stored(db) == ([("decision_huddle", "partly")], [0.5])
+
+
+async def test_click_times_are_compared_as_instants_whatever_their_zone(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+    await _answer(db, person, cohort, "yes", 1.0, T0, "at-0900-utc")
+    # 08:30 in Chicago is 14:30 UTC: later, though its clock reads earlier.
+    assert await _answer(db, person, cohort, "no", 0.0, datetime(2026, 1, 5, 8, 30, tzinfo=ZoneInfo("America/Chicago")), "chicago")
+    assert await _stored(db) == ([("decision_huddle", "no")], [0.0])
+    async with db.session() as session:
+        assert await session.scalar(select(CheckinAnswer.answered_at)) == datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
+
+
+async def test_an_answer_with_a_naive_click_time_is_refused(db: Database) -> None:
+    person, cohort = await _person_and_cohort(db)
+    with pytest.raises(StatementError, match="naive datetime"):
+        await _answer(db, person, cohort, "yes", 1.0, datetime(2026, 1, 5, 9, 0), "naive")
+    assert await _stored(db) == ([], [])
 
 
 async def test_answers_to_different_questions_are_kept_apart(db: Database) -> None:
