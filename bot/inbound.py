@@ -6,9 +6,7 @@ every reply is neutral too, so Slack and Teams behave the same.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,12 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCommand
-from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, record_nudge_feedback
+from bot.checkins import enqueue_checklist_for, record_answer, record_answers, record_nudge_feedback
 from bot.digests import cohort_digest
 from bot.home import home_view
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
-from nudges.checklist import AnswerError, ChecklistRenders, ChoiceRef, build_checklist, checklist_message
+from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message
 from nudges.consent import ACCEPT, DECLINE
 from nudges.digest import render_text
 from nudges.messages import Message
@@ -45,46 +43,6 @@ SNOOZE = timedelta(hours=2)
 MORNING = time(8)
 
 
-class ClickBatcher:
-    """Gathers the answer clicks that arrive while a batch is being written and records them
-    together, so a burst of clicks costs a few commits instead of one each.
-
-    A lone click is written at once (a batch of one); nothing waits for a timer.
-    """
-
-    def __init__(self, record: Callable[[list[Click]], Awaitable[list[AnswerOutcome]]], max_batch: int = 200) -> None:
-        self._record = record
-        self._max = max_batch
-        self._pending: list[tuple[Click, asyncio.Future[AnswerOutcome]]] = []
-        self._draining = False
-
-    async def record(self, click: Click) -> AnswerOutcome:
-        future: asyncio.Future[AnswerOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((click, future))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                try:
-                    outcomes = await self._record([click for click, _f in batch])
-                except Exception as exc:  # every click of the batch fails alike; each request reports it
-                    log.exception("recording %d clicks failed", len(batch))
-                    for _click, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_click, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():  # the request may have gone away meanwhile
-                        future.set_result(outcome)
-        finally:
-            self._draining = False
-
-
 class InboundHandler:
     """The application's side of adapters.base.Inbound."""
 
@@ -93,11 +51,6 @@ class InboundHandler:
         self.programs = programs
         self.chats = chats
         self.rehearsals = rehearsals
-        self.answers = ClickBatcher(self._record_answers)
-        self.renders = ChecklistRenders()
-
-    async def _record_answers(self, clicks: list[Click]) -> list[AnswerOutcome]:
-        return await record_answers(self.db, await self.programs.get(), clicks, self.renders)
 
     async def click(self, click: Click) -> Reply:
         if click.value in (ACCEPT, DECLINE):
@@ -117,7 +70,7 @@ class InboundHandler:
         except (AnswerError, ProgramError):
             return Reply(text="That button is not from a current Reinforce message.")
         if ref.action == "answer":
-            outcome = await self.answers.record(click)
+            outcome = await record_answer(self.db, program, click, ref)
             return Reply(update=outcome.message, text=outcome.reply)
         if ref.action in ("snooze", "tomorrow", "skip"):
             return await self._week_choice(program, click, ref)
@@ -131,11 +84,19 @@ class InboundHandler:
             return await self._review(submission.platform, submission.user_id, submission.context or "", submission.at, submission.note)
         program = await self.programs.get()
         reply = Reply()
-        clicks = [
-            Click(submission.platform, f"{submission.event_id}#{i}", submission.user_id, value, submission.at, submission.message_ref)
-            for i, value in enumerate(submission.values)
-        ]
-        for outcome in await record_answers(self.db, program, clicks) if clicks else []:
+        try:
+            answers = [
+                (
+                    Click(
+                        submission.platform, f"{submission.event_id}#{i}", submission.user_id, value, submission.at, submission.message_ref
+                    ),
+                    ChoiceRef.decode(value),
+                )
+                for i, value in enumerate(submission.values)
+            ]
+        except AnswerError:
+            return Reply(text="That button is not from a current Reinforce checklist.")
+        for outcome in await record_answers(self.db, program, answers) if answers else []:
             if outcome.status == "refused":
                 return Reply(text=outcome.reply)
             reply = Reply(update=outcome.message)
