@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot.chart import chart_png  # noqa: E402
 from bot.digests import cohort_digest  # noqa: E402
-from nudges.program import Program, load_program  # noqa: E402
+from bot.files import load_program  # noqa: E402
+from nudges.program import Program  # noqa: E402
 from nudges.weeks import IsoWeek  # noqa: E402
 from storage.db import Database, upgrade  # noqa: E402
 from storage.programs import save_program  # noqa: E402

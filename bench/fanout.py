@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
-from adapters.slack.blocks import blocks_json, fallback_text, to_blocks, uploads  # noqa: E402
+from adapters.slack.blocks import blocks_json, fallback_text  # noqa: E402
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client  # noqa: E402
 from bot.cli import settle  # noqa: E402
 from bot.delivery import Deliverer  # noqa: E402
@@ -96,12 +96,6 @@ async def engine_run(kind: str, members: int, concurrency: int, api_url: str, li
         chat = SlackChat(make_client(api_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
         chat.client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
         deliverer = Deliverer(db, {"slack": chat}, limiter=RateLimiter(limits), concurrency=concurrency)
-        # As in a fresh worker: the render cache holds none of the messages an earlier run made.
-        # (A cached message that is equal but not the same object is compared field by field
-        # on every lookup: left over from the floor's run, it cost the engine about 20
-        # dataclass comparisons per send.)
-        for cache in (to_blocks, blocks_json, fallback_text, uploads):
-            cache.cache_clear()
         settle()  # as `reinforce worker` does after start-up: the seeding's objects are not the engine's to collect
         wall, cpu = time.perf_counter(), time.process_time()
         report = await deliverer.drain(program)
@@ -115,7 +109,7 @@ async def engine_run(kind: str, members: int, concurrency: int, api_url: str, li
 
 async def bare_run(members: int, concurrency: int, api_url: str) -> tuple[float, float]:
     """The floor: the same chat_postMessage calls, same payload, client and concurrency."""
-    from nudges.program import load_program
+    from bot.files import load_program
 
     program = load_program("examples/program.yaml")
     message = checklist_message(build_checklist(program, program.cohort("pilot-a"), IsoWeek.of(MONDAY)))

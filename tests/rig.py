@@ -21,10 +21,11 @@ from sqlalchemy import func, select
 
 from bot.app import App, build
 from bot.checkins import deliver_outbox
+from bot.files import load_program
 from bot.jobs import tick
 from bot.settings import Settings
 from bot.web import make_web_app
-from nudges.program import Program, load_program
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database

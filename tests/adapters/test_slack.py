@@ -20,11 +20,11 @@ from sqlalchemy import func, select
 from adapters.slack.app import SlackAdapter
 from bot.app import App, build
 from bot.checkins import deliver_outbox
+from bot.files import load_program
 from bot.programs import resolve_members
 from bot.settings import Settings
 from bot.web import make_web_app
 from nudges.messages import Message
-from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database

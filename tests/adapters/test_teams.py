@@ -20,11 +20,11 @@ from adapters.base import Click, DeliveryError, Recipient
 from adapters.teams.app import TeamsAdapter
 from bot.app import App, build
 from bot.checkins import deliver_outbox, record_answers
+from bot.files import load_program
 from bot.settings import Settings
 from bot.web import make_web_app
 from nudges.checklist import ChoiceRef
 from nudges.messages import Context, Header, Image, Message, Section
-from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.addresses import AddressBook

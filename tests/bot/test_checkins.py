@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from adapters.base import Click
 from adapters.console import ConsoleChat
 from bot.checkins import AnswerOutcome, deliver_outbox, record_answer, record_answers
+from bot.files import load_program
 from nudges.checklist import ChoiceRef
-from nudges.program import Program, load_program
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database

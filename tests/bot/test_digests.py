@@ -11,11 +11,12 @@ from sqlalchemy import func, insert, select
 
 from bot.cli import main
 from bot.digests import DigestError, cohort_digest, digest_key, digest_message, queue_digest
+from bot.files import load_program
 from nudges.digest import render_text
 from nudges.digest_formats import figures
 from nudges.intervals import newcombe
 from nudges.messages import Image
-from nudges.program import Program, load_program
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage.db import Database, upgrade
 from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.export import HEADER, ExportError, Pseudonyms, export_signals
-from nudges.program import load_program
+from bot.files import load_program
 from nudges.weeks import IsoWeek
 from storage.db import Database
 from storage.models import AuditEntry, Person

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.files import load_program
 from bot.jobs import tick
-from nudges.program import Program, load_program, parse_program
+from nudges.program import Program, parse_program
 from nudges.weeks import IsoWeek
 from storage import checkins, people
 from storage.db import Database

@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.files import load_program
 from nudges.checklist import (
     ANSWERS,
     AnswerError,
@@ -21,7 +22,7 @@ from nudges.checklist import (
     signal_value,
 )
 from nudges.messages import Context, Header, Message, Section
-from nudges.program import Program, load_program, parse_program
+from nudges.program import Program, parse_program
 from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"

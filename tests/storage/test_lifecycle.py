@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, func, insert, select, update
 
-from nudges.program import load_program, parse_program
+from bot.files import load_program
+from nudges.program import parse_program
 from nudges.weeks import IsoWeek
 from storage import audit, checkins, lifecycle, outbox, people, rehearsals
 from storage.addresses import save as save_reference
