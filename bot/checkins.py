@@ -87,11 +87,11 @@ async def _record(session: AsyncSession, program: Program, click: Click, ref: Ch
     signal = _validate(program, ref)
     if isinstance(signal, AnswerOutcome):
         return signal
-    who = await checkins.answerer(session, click.platform, click.user_id, ref.cohort)
+    who = await checkins.answerer(session, click.platform, click.user_id, ref.cohort, ref.week)
     admitted = _admit(session, program, click, ref, who)
     if isinstance(admitted, AnswerOutcome):
         return admitted
-    person_id, cohort_id = admitted
+    person_id, cohort_id, weeks = admitted
     changed = await checkins.save_answer(
         session,
         person_id=person_id,
@@ -103,8 +103,8 @@ async def _record(session: AsyncSession, program: Program, click: Click, ref: Ch
         answered_at=click.at,
         event_id=click.event_id,
     )
-    # The message shows what is stored now, whichever click won.
-    weeks = (await checkins.answer_history(session, [admitted], ref.week)).get(admitted, {})
+    if changed:  # what is stored now: the answers read above, with this click's
+        weeks.setdefault(ref.week, {})[ref.behavior] = ref.value
     spec = program.cohort(ref.cohort)
     streak = checkins.streak_in(weeks, ref.week, len(spec.checklist))
     message = checklist_message(build_checklist(program, spec, ref.week), weeks.get(ref.week, {}), streak)
@@ -128,9 +128,9 @@ def _validate(program: Program, ref: ChoiceRef) -> AnswerOutcome | float:
 
 def _admit(
     session: AsyncSession, program: Program, click: Click, ref: ChoiceRef, who: checkins.Answerer | None
-) -> AnswerOutcome | tuple[int, int]:
-    """(person, cohort) whose answer this is, or the refusal; a button of another cohort's
-    checklist is audited."""
+) -> AnswerOutcome | tuple[int, int, dict[IsoWeek, dict[str, str]]]:
+    """(person, cohort, their answers so far) whose answer this is, or the refusal; a button of
+    another cohort's checklist is audited."""
     if who is None:
         return AnswerOutcome("refused", reply="You are not a member of a Reinforce program yet.")
     if who.consent != "accepted":
@@ -140,7 +140,7 @@ def _admit(
         return AnswerOutcome("refused", reply="This checklist belongs to a cohort you are not part of.")
     if program.cohort(ref.cohort).week_number(ref.week) < 1 or ref.week > IsoWeek.of(click.at.astimezone(ZoneInfo(who.timezone))):
         return AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
-    return who.person_id, who.cohort_id
+    return who.person_id, who.cohort_id, who.weeks
 
 
 async def record_nudge_feedback(db: Database, program: Program, click: Click) -> AnswerOutcome:

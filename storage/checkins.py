@@ -22,24 +22,43 @@ class Answerer:
     timezone: str
     consent: str | None
     cohort_id: int | None  # the cohort asked about, where they are an active participant of it
+    weeks: dict[IsoWeek, dict[str, str]]  # their answers in that cohort: week -> behavior -> value
 
 
-async def answerer(session: AsyncSession, platform: str, user_id: str, cohort_key: str) -> Answerer | None:
-    """Who clicked, their consent and their participation in ``cohort_key``, in one query."""
-    participation = (
-        select(Membership.cohort_id)
-        .join(Cohort, Cohort.id == Membership.cohort_id)
-        .where(Membership.person_id == Person.id, Cohort.key == cohort_key, Membership.role == "participant", Membership.active)
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(
-            select(Person.id, Person.timezone, Consent.status, participation)
-            .outerjoin(Consent, Consent.person_id == Person.id)
-            .where(Person.platform == platform, Person.platform_user_id == user_id)
+async def answerer(session: AsyncSession, platform: str, user_id: str, cohort_key: str, upto: IsoWeek) -> Answerer | None:
+    """Who clicked, their consent, their participation in ``cohort_key`` and their answers in
+    it for weeks up to ``upto``, in one query (one row per answer)."""
+    cohort_id = select(Cohort.id).where(Cohort.key == cohort_key).scalar_subquery()
+    rows = await session.execute(
+        select(
+            Person.id,
+            Person.timezone,
+            Consent.status,
+            Membership.cohort_id,
+            CheckinAnswer.week,
+            CheckinAnswer.behavior_key,
+            CheckinAnswer.value,
         )
-    ).first()
-    return None if row is None else Answerer(*row)
+        .outerjoin(Consent, Consent.person_id == Person.id)
+        .outerjoin(
+            Membership,
+            (Membership.person_id == Person.id)
+            & (Membership.cohort_id == cohort_id)
+            & (Membership.role == "participant")
+            & Membership.active,
+        )
+        .outerjoin(
+            CheckinAnswer,
+            (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Membership.cohort_id) & (CheckinAnswer.week <= str(upto)),
+        )
+        .where(Person.platform == platform, Person.platform_user_id == user_id)
+    )
+    found: Answerer | None = None
+    for person_id, timezone, consent, member_of, week, behavior, value in rows:
+        found = found or Answerer(person_id, timezone, consent, member_of, {})
+        if week is not None:
+            found.weeks.setdefault(IsoWeek.parse(week), {})[behavior] = value
+    return found
 
 
 async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable[str], now: datetime) -> set[str]:
