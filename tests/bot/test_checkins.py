@@ -111,7 +111,7 @@ async def test_changing_an_answer_keeps_the_last_one_and_updates_the_message(db:
     assert "[x] Partly" in outcome.message.plain() and "[x] No" not in outcome.message.plain()
 
 
-@pytest.mark.parametrize("together", [False, True], ids=["apart", "in-one-batch"])
+@pytest.mark.parametrize("together", [False, True], ids=["apart", "in-one-request"])
 async def test_an_older_click_arriving_late_changes_nothing_and_shows_the_newer_answer(
     db: Database, program: Program, together: bool
 ) -> None:
@@ -121,7 +121,7 @@ async def test_an_older_click_arriving_late_changes_nothing_and_shows_the_newer_
     mid = _first_message_to(chat, program.cohorts[0].members[0].email)
     older = chat.click(mid, "q:decision_huddle", "No", MONDAY + timedelta(minutes=1))
     newer = chat.click(mid, "q:decision_huddle", "Partly", MONDAY + timedelta(minutes=2))
-    if together:  # a retry of the older click lands in the same batch, after the newer one
+    if together:  # a retry of the older click lands in the same request (a card), after the newer one
         outcomes = await record_answers(db, program, [(click, ChoiceRef.decode(click.value)) for click in (newer, older)])
     else:
         outcomes = [await _answer(db, program, click) for click in (older, newer, older)][1:]
