@@ -70,15 +70,10 @@ class AnswerOutcome:
     reply: str | None = None
 
 
-async def record_answer(db: Database, program: Program, click: Click, ref: ChoiceRef) -> AnswerOutcome:
-    """Store one checklist answer (``ref``, decoded from the click's button); the latest click
-    wins and refusals store nothing."""
-    return (await record_answers(db, program, [(click, ref)]))[0]
-
-
 async def record_answers(db: Database, program: Program, answers: Sequence[tuple[Click, ChoiceRef]]) -> list[AnswerOutcome]:
-    """Store the answers that arrive together (a card's three questions) in one transaction;
-    each outcome is as if its click had been recorded alone, in order."""
+    """Store checklist answers (each with its button, decoded) in one transaction: the clicks
+    that arrive together, or a card's questions. Each outcome is as if its click had been
+    recorded alone, in order: the latest click wins and refusals store nothing."""
     async with db.session() as session:
         return [await _record(session, program, click, ref) for click, ref in answers]
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCommand
-from bot.checkins import enqueue_checklist_for, record_answer, record_answers, record_nudge_feedback
+from bot.checkins import enqueue_checklist_for, record_answers, record_nudge_feedback
 from bot.digests import cohort_digest
 from bot.home import home_view
 from bot.programs import ProgramSource
@@ -70,7 +70,7 @@ class InboundHandler:
         except (AnswerError, ProgramError):
             return Reply(text="That button is not from a current Reinforce message.")
         if ref.action == "answer":
-            outcome = await record_answer(self.db, program, click, ref)
+            (outcome,) = await record_answers(self.db, program, [(click, ref)])
             return Reply(update=outcome.message, text=outcome.reply)
         if ref.action in ("snooze", "tomorrow", "skip"):
             return await self._week_choice(program, click, ref)

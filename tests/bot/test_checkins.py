@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from adapters.base import Click
 from adapters.console import ConsoleChat
-from bot.checkins import AnswerOutcome, deliver_outbox, record_answer, record_answers
+from bot.checkins import AnswerOutcome, deliver_outbox, record_answers
 from bot.files import load_program
 from nudges.checklist import ChoiceRef
 from nudges.program import Program
@@ -50,7 +50,7 @@ async def _deliver_week(db: Database, program: Program, chat: ConsoleChat) -> No
 
 
 async def _answer(db: Database, program: Program, click: Click) -> AnswerOutcome:
-    return await record_answer(db, program, click, ChoiceRef.decode(click.value))
+    return (await record_answers(db, program, [(click, ChoiceRef.decode(click.value))]))[0]
 
 
 def _first_message_to(chat: ConsoleChat, email: str) -> str:
