@@ -72,38 +72,70 @@ class AnswerOutcome:
 
 async def record_answers(db: Database, program: Program, answers: Sequence[tuple[Click, ChoiceRef]]) -> list[AnswerOutcome]:
     """Store checklist answers (each with its button, decoded) in one transaction: the clicks
-    that arrive together, or a card's questions. Each outcome is as if its click had been
-    recorded alone, in order: the latest click wins and refusals store nothing."""
-    async with db.session() as session:
-        return [await _record(session, program, click, ref) for click, ref in answers]
+    that arrive together, or a card's questions. One read, then one write per table.
+
+    Each outcome is as if its click had been recorded alone, in order: the latest click
+    wins, a click that changes nothing is a duplicate, and refusals store nothing. The
+    message shows the member's answers as stored after the batch.
+    """
+    outcomes: list[AnswerOutcome | None] = [None] * len(answers)
+    signals: dict[int, float] = {}
+    for i, (_click, ref) in enumerate(answers):
+        checked = _validate(program, ref)
+        if isinstance(checked, AnswerOutcome):
+            outcomes[i] = checked
+        else:
+            signals[i] = checked
+    if signals:
+        async with db.session() as session:
+            admitted = await _admitted(session, program, answers, signals, outcomes)
+            changed = await checkins.save_answers(session, [answer for _who, answer in admitted.values()])
+        _show(program, answers, admitted, changed, outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
-async def _record(session: AsyncSession, program: Program, click: Click, ref: ChoiceRef) -> AnswerOutcome:
-    signal = _validate(program, ref)
-    if isinstance(signal, AnswerOutcome):
-        return signal
-    who = await checkins.answerer(session, click.platform, click.user_id, ref.cohort, ref.week)
-    admitted = _admit(session, program, click, ref, who)
-    if isinstance(admitted, AnswerOutcome):
-        return admitted
-    person_id, cohort_id, weeks = admitted
-    changed = await checkins.save_answer(
-        session,
-        person_id=person_id,
-        cohort_id=cohort_id,
-        week=ref.week,
-        behavior_key=ref.behavior,
-        value=ref.value,
-        signal=signal,
-        answered_at=click.at,
-        event_id=click.event_id,
-    )
-    if changed:  # what is stored now: the answers read above, with this click's
-        weeks.setdefault(ref.week, {})[ref.behavior] = ref.value
-    spec = program.cohort(ref.cohort)
-    streak = checkins.streak_in(weeks, ref.week, len(spec.checklist))
-    message = checklist_message(build_checklist(program, spec, ref.week), weeks.get(ref.week, {}), streak)
-    return AnswerOutcome("recorded" if changed else "duplicate", message=message)
+async def _admitted(
+    session: AsyncSession,
+    program: Program,
+    answers: Sequence[tuple[Click, ChoiceRef]],
+    signals: dict[int, float],
+    outcomes: list[AnswerOutcome | None],
+) -> dict[int, tuple[checkins.Answerer, checkins.Answer]]:
+    """The answers their members may give, by index, with who gave them; the others' refusals
+    go into ``outcomes``."""
+    upto = max(answers[i][1].week for i in signals)
+    clickers = await checkins.answerers(session, [(answers[i][0].platform, answers[i][0].user_id) for i in signals], upto)
+    admitted: dict[int, tuple[checkins.Answerer, checkins.Answer]] = {}
+    for i, signal in signals.items():
+        click, ref = answers[i]
+        who = clickers.get((click.platform, click.user_id))
+        outcomes[i] = _refusal(session, program, click, ref, who)
+        if who is not None and outcomes[i] is None:
+            answer = checkins.Answer(
+                who.person_id, who.cohorts[ref.cohort], ref.week, ref.behavior, ref.value, signal, click.at, click.event_id
+            )
+            admitted[i] = (who, answer)
+    return admitted
+
+
+def _show(
+    program: Program,
+    answers: Sequence[tuple[Click, ChoiceRef]],
+    admitted: dict[int, tuple[checkins.Answerer, checkins.Answer]],
+    changed: list[bool],
+    outcomes: list[AnswerOutcome | None],
+) -> None:
+    """Each stored click's outcome: its message shows the answers read for the batch with the
+    ones the batch changed (in click order, so the latest click is what remains)."""
+    for (who, answer), won in zip(admitted.values(), changed, strict=True):
+        if won:
+            who.answers.setdefault(answer.cohort_id, {}).setdefault(answer.week, {})[answer.behavior_key] = answer.value
+    for (i, (who, answer)), won in zip(admitted.items(), changed, strict=True):
+        spec = program.cohort(answers[i][1].cohort)
+        weeks = who.answers.get(answer.cohort_id, {})
+        streak = checkins.streak_in(weeks, answer.week, len(spec.checklist))
+        message = checklist_message(build_checklist(program, spec, answer.week), weeks.get(answer.week, {}), streak)
+        outcomes[i] = AnswerOutcome("recorded" if won else "duplicate", message=message)
 
 
 def _validate(program: Program, ref: ChoiceRef) -> AnswerOutcome | float:
@@ -121,21 +153,19 @@ def _validate(program: Program, ref: ChoiceRef) -> AnswerOutcome | float:
         return AnswerOutcome("refused", reply=str(exc))
 
 
-def _admit(
-    session: AsyncSession, program: Program, click: Click, ref: ChoiceRef, who: checkins.Answerer | None
-) -> AnswerOutcome | tuple[int, int, dict[IsoWeek, dict[str, str]]]:
-    """(person, cohort, their answers so far) whose answer this is, or the refusal; a button of
-    another cohort's checklist is audited."""
+def _refusal(session: AsyncSession, program: Program, click: Click, ref: ChoiceRef, who: checkins.Answerer | None) -> AnswerOutcome | None:
+    """Why this member may not answer this checklist now, or None; a button of another
+    cohort's checklist is audited."""
     if who is None:
         return AnswerOutcome("refused", reply="You are not a member of a Reinforce program yet.")
     if who.consent != "accepted":
         return AnswerOutcome("refused", reply="Nothing was recorded: you have not agreed to take part yet.")
-    if who.cohort_id is None:
+    if ref.cohort not in who.cohorts:
         audit.record(session, click.at, f"{click.platform}:{click.user_id}", "checkin.answer", subject=ref.cohort, outcome="refused")
         return AnswerOutcome("refused", reply="This checklist belongs to a cohort you are not part of.")
     if program.cohort(ref.cohort).week_number(ref.week) < 1 or ref.week > IsoWeek.of(click.at.astimezone(ZoneInfo(who.timezone))):
         return AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
-    return who.person_id, who.cohort_id, who.weeks
+    return None
 
 
 async def record_nudge_feedback(db: Database, program: Program, click: Click) -> AnswerOutcome:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,52 +23,75 @@ class Answerer:
     person_id: int
     timezone: str
     consent: str | None
-    cohort_id: int | None  # the cohort asked about, where they are an active participant of it
-    weeks: dict[IsoWeek, dict[str, str]]  # their answers in that cohort: week -> behavior -> value
+    cohorts: dict[str, int]  # cohort key -> id, where they are an active participant
+    answers: dict[int, dict[IsoWeek, dict[str, str]]]  # cohort id -> week -> behavior -> value
 
 
-# Each click reads its clicker with this query and writes with the two upserts below. They
-# are built once, at import, their values bound when they run: building one costs more CPU
-# than running it (an upsert 0.6 ms against 0.23 ms on PostgreSQL, 2026-12-08), and with them
-# built per click the web process spent 7 ms of CPU per click, too much for the clicks guard
-# (bench/inbound.py: 200 clicks/s on one web process).
-_ANSWERER = (
+@dataclass(frozen=True)
+class Answer:
+    """One click's answer to one question, and the signal value it means."""
+
+    person_id: int
+    cohort_id: int
+    week: IsoWeek
+    behavior_key: str
+    value: str
+    signal: float
+    answered_at: datetime
+    event_id: str
+
+    @property
+    def key(self) -> tuple[int, int, str, str]:
+        """The question answered, as the database's unique key holds it."""
+        return (self.person_id, self.cohort_id, str(self.week), self.behavior_key)
+
+
+# A burst of clicks is recorded in batches (bot.inbound.ClickBatcher): one query reads the
+# batch's clickers, and one executemany per table writes its answers. The statements are
+# built once, at import, their values bound when they run: building an upsert costs more CPU
+# than running it (0.6 ms against 0.23 ms on PostgreSQL, 2026-12-08). Measured with the
+# clicks guard (bench/inbound.py, 200 clicks/s on PostgreSQL): built per click, the web
+# process spent 7 ms of CPU per click; built once but written click by click, 2.4-3.5 ms,
+# and under the shared machine's load the p99 acknowledgement passed 10 s.
+_ANSWERERS = (
     select(
+        Person.platform,
+        Person.platform_user_id,
         Person.id,
         Person.timezone,
         Consent.status,
-        Membership.cohort_id,
+        Cohort.key,
+        Cohort.id,
         CheckinAnswer.week,
         CheckinAnswer.behavior_key,
         CheckinAnswer.value,
     )
     .outerjoin(Consent, Consent.person_id == Person.id)
-    .outerjoin(
-        Membership,
-        (Membership.person_id == Person.id)
-        & (Membership.cohort_id == select(Cohort.id).where(Cohort.key == bindparam("cohort")).scalar_subquery())
-        & (Membership.role == "participant")
-        & Membership.active,
-    )
+    .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
+    .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
     .outerjoin(
         CheckinAnswer,
-        (CheckinAnswer.person_id == Person.id)
-        & (CheckinAnswer.cohort_id == Membership.cohort_id)
-        & (CheckinAnswer.week <= bindparam("upto")),
+        (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Cohort.id) & (CheckinAnswer.week <= bindparam("upto")),
     )
-    .where(Person.platform == bindparam("platform"), Person.platform_user_id == bindparam("user_id"))
+    .where(tuple_(Person.platform, Person.platform_user_id).in_(bindparam("clickers", expanding=True)))
 )
 
 
-async def answerer(session: AsyncSession, platform: str, user_id: str, cohort_key: str, upto: IsoWeek) -> Answerer | None:
-    """Who clicked, their consent, their participation in ``cohort_key`` and their answers in
-    it for weeks up to ``upto``, in one query (one row per answer)."""
-    rows = await session.execute(_ANSWERER, {"platform": platform, "user_id": user_id, "cohort": cohort_key, "upto": str(upto)})
-    found: Answerer | None = None
-    for person_id, timezone, consent, member_of, week, behavior, value in rows:
-        found = found or Answerer(person_id, timezone, consent, member_of, {})
+async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], upto: IsoWeek) -> dict[tuple[str, str], Answerer]:
+    """(platform, user id) -> who clicked, with their consent, participations and answers for
+    weeks up to ``upto``, in one query (a row per participation and stored answer)."""
+    wanted = sorted(set(clickers))
+    found: dict[tuple[str, str], Answerer] = {}
+    if not wanted:
+        return found
+    rows = await session.execute(_ANSWERERS, {"clickers": wanted, "upto": str(upto)})
+    for platform, user_id, person_id, timezone, consent, cohort_key, cohort_id, week, behavior, value in rows:
+        clicker = cast(tuple[str, str], (platform, user_id))  # not null: the query matched on them
+        who = found.setdefault(clicker, Answerer(person_id, timezone, consent, {}, {}))
+        if cohort_key is not None:
+            who.cohorts[cohort_key] = cohort_id
         if week is not None:
-            found.weeks.setdefault(IsoWeek.parse(week), {})[behavior] = value
+            who.answers.setdefault(cohort_id, {}).setdefault(IsoWeek.parse(week), {})[behavior] = value
     return found
 
 
@@ -90,7 +113,8 @@ async def claim_event(session: AsyncSession, platform: str, event_id: str, now: 
 
 
 def _answer_upsert(insert: Callable[[Any], Any]) -> Any:
-    """INSERT an answer, or replace the stored one if this click is later (and not the same click)."""
+    """INSERT an answer, or replace the stored one if this click is later (and not the same
+    click); RETURNING names the questions whose answer changed."""
     answers = CheckinAnswer.__table__
     stmt = insert(answers)
     new = stmt.excluded
@@ -98,13 +122,13 @@ def _answer_upsert(insert: Callable[[Any], Any]) -> Any:
         index_elements=[answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key],
         set_={"value": new.value, "answered_at": new.answered_at, "event_id": new.event_id},
         where=(answers.c.answered_at <= new.answered_at) & (answers.c.event_id != new.event_id),
-    ).returning(answers.c.id)
+    ).returning(answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key)
 
 
 def _signal_upsert(insert: Callable[[Any], Any]) -> Any:
     """INSERT an answer's signal, or replace the stored one. No condition of its own: it runs
-    only after its answer won, in the same transaction, and the answer's upsert holds that
-    row's lock until the commit, so signals are written in the order their answers won."""
+    only for answers that just won, in the same transaction, and the answer's upsert holds
+    that row's lock until the commit, so signals are written in the order their answers won."""
     signals = BehaviorSignal.__table__
     stmt = insert(signals)
     return stmt.on_conflict_do_update(
@@ -113,24 +137,13 @@ def _signal_upsert(insert: Callable[[Any], Any]) -> Any:
     )
 
 
-_UPSERT_ANSWER = {"postgresql": _answer_upsert(postgresql.insert), "sqlite": _answer_upsert(sqlite.insert)}
-_UPSERT_SIGNAL = {"postgresql": _signal_upsert(postgresql.insert), "sqlite": _signal_upsert(sqlite.insert)}
+_UPSERT_ANSWERS = {"postgresql": _answer_upsert(postgresql.insert), "sqlite": _answer_upsert(sqlite.insert)}
+_UPSERT_SIGNALS = {"postgresql": _signal_upsert(postgresql.insert), "sqlite": _signal_upsert(sqlite.insert)}
 
 
-async def save_answer(
-    session: AsyncSession,
-    *,
-    person_id: int,
-    cohort_id: int,
-    week: IsoWeek,
-    behavior_key: str,
-    value: str,
-    signal: float,
-    answered_at: datetime,
-    event_id: str,
-) -> bool:
-    """Store an answer and its signal, unless the stored answer is this very click or a later
-    one; returns whether anything changed.
+async def save_answers(session: AsyncSession, answers: Sequence[Answer]) -> list[bool]:
+    """Store answers and their signals; for each answer, in order, whether it changed what is
+    stored.
 
     The latest click wins by ``answered_at`` (the platform's click time), not by arrival, so
     a retried older click that arrives after a newer one changes nothing; neither does a
@@ -138,12 +151,42 @@ async def save_answer(
     The database applies the rule, so web processes recording at once cannot break it.
     """
     dialect = session.get_bind().dialect.name
-    key = {"person_id": person_id, "cohort_id": cohort_id, "week": str(week), "behavior_key": behavior_key}
-    answer = {**key, "value": value, "answered_at": answered_at, "event_id": event_id}
-    if await session.scalar(_UPSERT_ANSWER[dialect], answer) is None:  # no row back: the stored answer stays
-        return False
-    await session.execute(_UPSERT_SIGNAL[dialect], {**key, "value": signal, "source": "checkin", "recorded_at": answered_at})
-    return True
+    changed = [False] * len(answers)
+    for turn in _turns(answers):
+        rows = [answers[i] for i in turn]
+        result = await session.execute(
+            _UPSERT_ANSWERS[dialect],
+            [{**_key_values(a), "value": a.value, "answered_at": a.answered_at, "event_id": a.event_id} for a in rows],
+        )
+        won = {tuple(row) for row in result}
+        winners = [a for a in rows if a.key in won]
+        if winners:
+            await session.execute(
+                _UPSERT_SIGNALS[dialect],
+                [{**_key_values(a), "value": a.signal, "source": "checkin", "recorded_at": a.answered_at} for a in winners],
+            )
+        for i in turn:
+            changed[i] = answers[i].key in won
+    return changed
+
+
+def _turns(answers: Sequence[Answer]) -> list[list[int]]:
+    """The answers' indices in statements that each hold a question at most once, in order:
+    PostgreSQL's ON CONFLICT DO UPDATE cannot change a row twice in one statement, and the
+    same question clicked twice in a batch must be written in the order of its clicks."""
+    turns: list[list[int]] = []
+    seen: dict[tuple[int, int, str, str], int] = {}
+    for i, answer in enumerate(answers):
+        turn = seen.get(answer.key, -1) + 1
+        seen[answer.key] = turn
+        if turn == len(turns):
+            turns.append([])
+        turns[turn].append(i)
+    return turns
+
+
+def _key_values(answer: Answer) -> dict[str, Any]:
+    return {"person_id": answer.person_id, "cohort_id": answer.cohort_id, "week": str(answer.week), "behavior_key": answer.behavior_key}
 
 
 async def answer_history(

@@ -69,18 +69,13 @@ async def seed(
             await people.set_consent(session, person.id, "accepted", at)
             events = [f"{raw}:{at.timestamp() + i:.6f}:q:{b}:reinforce:0" for i, b in enumerate(("decision_huddle", "escalate_24h"))]
             await checkins.claim_events(session, person.platform or "", events, at)
-            for behavior, event in zip(("decision_huddle", "escalate_24h"), events, strict=True):
-                await checkins.save_answer(
-                    session,
-                    person_id=person.id,
-                    cohort_id=cohort_id,
-                    week=WEEK,
-                    behavior_key=behavior,
-                    value="yes",
-                    signal=1.0,
-                    answered_at=at,
-                    event_id=event,
-                )
+            await checkins.save_answers(
+                session,
+                [
+                    checkins.Answer(person.id, cohort_id, WEEK, behavior, "yes", 1.0, at, event)
+                    for behavior, event in zip(("decision_huddle", "escalate_24h"), events, strict=True)
+                ],
+            )
             await checkins.save_note(session, person.id, cohort_id, WEEK, f"private note of {email}", at)
             await checkins.set_week_choice(session, person.id, cohort_id, WEEK + 1, skipped_at=at)
             await people.save_nudge_feedback(session, person.id, "decision_huddle:0", str(WEEK), "useful", at)
