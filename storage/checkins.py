@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
@@ -46,37 +45,6 @@ class Answer:
         return (self.person_id, self.cohort_id, str(self.week), self.behavior_key)
 
 
-# A burst of clicks is recorded in batches (bot.inbound.ClickBatcher): one query reads the
-# batch's clickers, and one executemany per table writes its answers. The statements are
-# built once, at import, their values bound when they run: building an upsert costs more CPU
-# than running it (0.6 ms against 0.23 ms on PostgreSQL, 2026-12-08). Measured with the
-# clicks guard (bench/inbound.py, 200 clicks/s on PostgreSQL): built per click, the web
-# process spent 7 ms of CPU per click; built once but written click by click, 2.4-3.5 ms,
-# and under the shared machine's load the p99 acknowledgement passed 10 s.
-_ANSWERERS = (
-    select(
-        Person.platform,
-        Person.platform_user_id,
-        Person.id,
-        Person.timezone,
-        Consent.status,
-        Cohort.key,
-        Cohort.id,
-        CheckinAnswer.week,
-        CheckinAnswer.behavior_key,
-        CheckinAnswer.value,
-    )
-    .outerjoin(Consent, Consent.person_id == Person.id)
-    .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
-    .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
-    .outerjoin(
-        CheckinAnswer,
-        (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Cohort.id) & (CheckinAnswer.week <= bindparam("upto")),
-    )
-    .where(tuple_(Person.platform, Person.platform_user_id).in_(bindparam("clickers", expanding=True)))
-)
-
-
 async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], upto: IsoWeek) -> dict[tuple[str, str], Answerer]:
     """(platform, user id) -> who clicked, with their consent, participations and answers for
     weeks up to ``upto``, in one query (a row per participation and stored answer)."""
@@ -84,7 +52,28 @@ async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], 
     found: dict[tuple[str, str], Answerer] = {}
     if not wanted:
         return found
-    rows = await session.execute(_ANSWERERS, {"clickers": wanted, "upto": str(upto)})
+    rows = await session.execute(
+        select(
+            Person.platform,
+            Person.platform_user_id,
+            Person.id,
+            Person.timezone,
+            Consent.status,
+            Cohort.key,
+            Cohort.id,
+            CheckinAnswer.week,
+            CheckinAnswer.behavior_key,
+            CheckinAnswer.value,
+        )
+        .outerjoin(Consent, Consent.person_id == Person.id)
+        .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
+        .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
+        .outerjoin(
+            CheckinAnswer,
+            (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Cohort.id) & (CheckinAnswer.week <= str(upto)),
+        )
+        .where(tuple_(Person.platform, Person.platform_user_id).in_(wanted))
+    )
     for platform, user_id, person_id, timezone, consent, cohort_key, cohort_id, week, behavior, value in rows:
         clicker = cast(tuple[str, str], (platform, user_id))  # not null: the query matched on them
         who = found.setdefault(clicker, Answerer(person_id, timezone, consent, {}, {}))
@@ -112,11 +101,11 @@ async def claim_event(session: AsyncSession, platform: str, event_id: str, now: 
     return bool(await claim_events(session, platform, [event_id], now))
 
 
-def _answer_upsert(insert: Callable[[Any], Any]) -> Any:
+def _answer_upsert(session: AsyncSession) -> Any:
     """INSERT an answer, or replace the stored one if this click is later (and not the same
     click); RETURNING names the questions whose answer changed."""
     answers = CheckinAnswer.__table__
-    stmt = insert(answers)
+    stmt = insert(session, answers)
     new = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key],
@@ -125,20 +114,16 @@ def _answer_upsert(insert: Callable[[Any], Any]) -> Any:
     ).returning(answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key)
 
 
-def _signal_upsert(insert: Callable[[Any], Any]) -> Any:
+def _signal_upsert(session: AsyncSession) -> Any:
     """INSERT an answer's signal, or replace the stored one. No condition of its own: it runs
     only for answers that just won, in the same transaction, and the answer's upsert holds
     that row's lock until the commit, so signals are written in the order their answers won."""
     signals = BehaviorSignal.__table__
-    stmt = insert(signals)
+    stmt = insert(session, signals)
     return stmt.on_conflict_do_update(
         index_elements=[signals.c.person_id, signals.c.cohort_id, signals.c.behavior_key, signals.c.week, signals.c.source],
         set_={"value": stmt.excluded.value, "recorded_at": stmt.excluded.recorded_at},
     )
-
-
-_UPSERT_ANSWERS = {"postgresql": _answer_upsert(postgresql.insert), "sqlite": _answer_upsert(sqlite.insert)}
-_UPSERT_SIGNALS = {"postgresql": _signal_upsert(postgresql.insert), "sqlite": _signal_upsert(sqlite.insert)}
 
 
 async def save_answers(session: AsyncSession, answers: Sequence[Answer]) -> list[bool]:
@@ -149,20 +134,21 @@ async def save_answers(session: AsyncSession, answers: Sequence[Answer]) -> list
     a retried older click that arrives after a newer one changes nothing; neither does a
     repeat of the stored click (a double click, the platform's retry: the same event id).
     The database applies the rule, so web processes recording at once cannot break it.
+    A batch of clicks (bot.inbound.ClickBatcher) is one executemany per table.
     """
-    dialect = session.get_bind().dialect.name
+    upsert_answers, upsert_signals = _answer_upsert(session), _signal_upsert(session)
     changed = [False] * len(answers)
     for turn in _turns(answers):
         rows = [answers[i] for i in turn]
         result = await session.execute(
-            _UPSERT_ANSWERS[dialect],
+            upsert_answers,
             [{**_key_values(a), "value": a.value, "answered_at": a.answered_at, "event_id": a.event_id} for a in rows],
         )
         won = {tuple(row) for row in result}
         winners = [a for a in rows if a.key in won]
         if winners:
             await session.execute(
-                _UPSERT_SIGNALS[dialect],
+                upsert_signals,
                 [{**_key_values(a), "value": a.signal, "source": "checkin", "recorded_at": a.answered_at} for a in winners],
             )
         for i in turn:
