@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, BigInteger, any_, bindparam, create_engine, event, func, literal_column, make_url, select
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -99,19 +98,6 @@ def insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def among(column: Any, dialect: str, name: str = "ids") -> Any:
-    """``column`` is one of the integers of the list parameter ``name``.
-
-    Unlike an expanding IN, whose text changes with the number of values (so each batch of
-    500 ids is a new statement for SQLAlchemy to render and for psycopg to convert and plan),
-    the text stays the same: compiled once, prepared by psycopg after a few runs. An array
-    on PostgreSQL, a JSON array on SQLite.
-    """
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger)))
-    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=JSON))))
-
-
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -146,14 +132,3 @@ def schema_problem(url: str) -> str | None:
     if current is None:
         return "the database has no Reinforce tables yet: run `reinforce db upgrade`"
     return f"the database is at schema {current}, this version needs {head}: run `reinforce db upgrade`"
-
-
-def json_time(dialect: str, at: datetime) -> str:
-    """A UTC time as the statements that read rows from a JSON parameter store and compare
-    it: SQLAlchemy's text format on SQLite (which keeps datetimes as text), ISO 8601 for
-    PostgreSQL to cast."""
-    if dialect != "sqlite":
-        return at.isoformat()
-    if at.tzinfo is not UTC:
-        at = at.astimezone(UTC)
-    return at.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
