@@ -131,7 +131,7 @@ async def engine_run(
 
 async def bare_run(members: int, concurrency: int, api_url: str) -> tuple[float, float]:
     """The floor: the same chat_postMessage calls, same payload, client and concurrency."""
-    from nudges.program import load_program
+    from bot.files import load_program
 
     program = load_program("examples/program.yaml")
     message = checklist_message(build_checklist(program, program.cohort("pilot-a"), IsoWeek.of(MONDAY)))

@@ -176,8 +176,8 @@ async def _db_upgrade(settings: Settings) -> int:
 
 async def _program(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build
+    from bot.files import load_program
     from bot.programs import describe_program, resolve_members, store_program
-    from nudges.program import load_program
 
     program = load_program(args.file) if args.program_command == "load" else None
     await _check_schema(settings)
@@ -348,9 +348,9 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _rehearse(args: argparse.Namespace, settings: Settings) -> int:
     """The DM rehearsal in the terminal: same scenarios, same coach port, nothing stored."""
     from bot.app import DEFAULT_SCENARIOS, coach_for
+    from bot.files import load_scenarios
     from bot.rehearsals import finish, take_turn
     from nudges.rehearsal import Rehearsal, render_intro
-    from nudges.scenarios import load_scenarios
 
     scenario = load_scenarios(settings.reinforce_scenarios or str(DEFAULT_SCENARIOS)).get(args.scenario)
     coach = coach_for(settings)

@@ -18,7 +18,7 @@ from storage.programs import SavedProgram, current_program, save_program
 
 
 async def store_program(db: Database, program: Program, source: str, now: datetime, actor: str = "cli") -> SavedProgram:
-    """Store a validated program (see nudges.program.load_program) and audit the load."""
+    """Store a validated program (see bot.files.load_program) and audit the load."""
     async with db.session() as session:
         saved = await save_program(session, program, source, now)
         audit.record(session, now, actor, "program.load", subject=program.program, version=saved.version_id, changed=saved.changed)

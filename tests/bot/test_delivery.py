@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import ChatPort, Recipient
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client
 from bot.delivery import MAX_ATTEMPTS, Deliverer
+from bot.files import load_program
 from bot.ratelimit import TENANT_HEADROOM, Limits, RateLimiter
 from nudges.messages import Message
-from nudges.program import Program, load_program, parse_program
+from nudges.program import Program, parse_program
 from storage import outbox, people
 from storage.db import Database
 from storage.models import Delivery, Person

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client
 from bot.delivery import Deliverer
+from bot.files import load_program
 from nudges.messages import Message
-from nudges.program import load_program
 from storage import outbox
 from storage.db import Database
 from storage.models import Delivery
