@@ -41,7 +41,8 @@ from sqlalchemy import delete  # noqa: E402
 
 from bot.chart import chart_png  # noqa: E402
 from bot.digests import cohort_digest  # noqa: E402
-from nudges.program import Program, load_program  # noqa: E402
+from bot.files import load_program  # noqa: E402
+from nudges.program import Program  # noqa: E402
 from nudges.weeks import IsoWeek  # noqa: E402
 from storage.db import Database, upgrade  # noqa: E402
 from storage.models import WeekFigure  # noqa: E402

@@ -1,13 +1,15 @@
-"""Inbound benchmark: signed checklist clicks per second and acknowledgement latency.
+"""Inbound guard: signed checklist clicks offered at a fixed rate to `reinforce serve`, and how fast each is acknowledged.
 
-Runs `reinforce serve` (slack-bolt + storage) and, as the floor, a bare slack-bolt app that
-only acks, each in its own process, against the same signed `block_actions` requests sent
-at a fixed concurrency from this process. A fake Slack Web API runs in a third process.
+`reinforce serve` (slack-bolt + storage) runs in its own process, a fake Slack Web API (which
+answers the `chat.update` after each click) in another; this process sends signed
+`block_actions` requests exactly as Slack does, three per member (one per question), at
+``--rate`` per second for ``--seconds``, whether or not earlier ones were answered (Slack
+does not wait either). A click's latency runs from when it was due to be sent to its
+response, so a server that falls behind shows it.
 
-    .venv/bin/python bench/inbound.py [--database sqlite|postgresql|both] [--clicks N] [--concurrency C] [--rounds R]
+    .venv/bin/python bench/inbound.py [--database postgresql|sqlite] [--rate 200] [--seconds 30]
 
-Prints clicks/s (median of alternating rounds, N clicks shared among them) and p50/p99 ack latency for
-both apps and their throughput ratio.
+The guard (docs/performance.md): 200 clicks/s for 30 s on PostgreSQL, p99 ack under 300 ms.
 """
 
 from __future__ import annotations
@@ -34,38 +36,22 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client  # noqa: E402
-from bot.checkins import checklist_key, deliver_outbox  # noqa: E402
-from nudges.program import load_program, parse_program  # noqa: E402
+from bot.checkins import deliver_outbox  # noqa: E402
+from bot.files import load_program  # noqa: E402
+from bot.jobs import tick  # noqa: E402
+from nudges.program import parse_program  # noqa: E402
 from nudges.weeks import IsoWeek  # noqa: E402
-from storage import outbox, people  # noqa: E402
+from storage import people  # noqa: E402
 from storage.db import Database, upgrade  # noqa: E402
-from storage.models import Cohort, Delivery, Person  # noqa: E402
+from storage.models import Delivery, Person  # noqa: E402
 from storage.programs import save_program  # noqa: E402
 from tests.fakes.slack import block_action, interaction_body, sign  # noqa: E402
 
 SECRET = "bench-signing-secret"
 TEAM = "T0001"
 PG = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-BARE_APP = """
-import sys
-from aiohttp import web
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.adapter.aiohttp import to_bolt_request, to_aiohttp_response
-from slack_sdk.web.async_client import AsyncWebClient
-import re
-app = AsyncApp(signing_secret=sys.argv[2], client=AsyncWebClient(token="xoxb-bench", base_url=sys.argv[3]))
-@app.action(re.compile("^reinforce:"))
-async def on_click(ack):
-    await ack()
-async def handle(request):
-    return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
-web_app = web.Application()
-web_app.router.add_post("/slack/events", handle)
-import gc  # settled at start-up as reinforce serve is, so neither side gains on the other there
-gc.collect()
-gc.freeze()
-web.run_app(web_app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-"""
+FORM = "application/x-www-form-urlencoded"
+WARM_UP = 30  # clicks sent first and not counted, so the first counted ones do not pay for start-up
 
 
 def free_port() -> int:
@@ -87,8 +73,9 @@ async def wait_listening(port: int, deadline: float = 30) -> None:
 
 
 async def prepare(url: str, members: int, fake_url: str) -> list[str]:
-    """A migrated database with ``members`` consenting Slack members and their checklists sent;
-    returns one signed-ready click body per (member, question)."""
+    """A migrated database with ``members`` consenting Slack members (UTC) whose checklists the
+    scheduler queued and the delivery engine sent; returns one click body per (member, question),
+    members in turn."""
     await asyncio.to_thread(upgrade, url)
     data = load_program(str(ROOT / "examples" / "program.yaml")).model_dump(mode="json")
     data["cohorts"][0]["members"] = [{"email": f"m{i}@bench.example", "platform": "slack", "timezone": "UTC"} for i in range(members)]
@@ -96,91 +83,65 @@ async def prepare(url: str, members: int, fake_url: str) -> list[str]:
     program = parse_program(data, "bench")
     cohort = program.cohorts[0]
     week = IsoWeek.of(cohort.starts)
-    now = datetime.combine(cohort.starts, datetime.min.time(), UTC).replace(hour=9)
+    monday_morning = datetime(week.monday().year, week.monday().month, week.monday().day, 9, tzinfo=UTC)
     db = Database(url)
     async with db.session() as session:
-        await save_program(session, program, "bench", now)
-        cohort_id = await session.scalar(select(Cohort.id).where(Cohort.key == cohort.key))
+        await save_program(session, program, "bench", monday_morning)
         for i, person in enumerate((await session.scalars(select(Person).order_by(Person.id))).all()):
-            await people.set_consent(session, person.id, "accepted", now)
+            await people.set_consent(session, person.id, "accepted", monday_morning)
             person.platform_user_id = f"{TEAM}:U{i:05d}"
-            await outbox.enqueue(
-                session,
-                key=checklist_key(person.id, cohort.key, week),
-                kind="checklist",
-                period=str(week),
-                due_at=now,
-                person_id=person.id,
-                cohort_id=cohort_id,
-                platform="slack",
-                payload={"cohort": cohort.key, "week": str(week)},
-            )
+    await tick(db, program, monday_morning)
     chat = SlackChat(make_client(fake_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
-    await deliver_outbox(db, program, {"slack": chat}, now)
+    await deliver_outbox(db, program, {"slack": chat}, monday_morning)
     async with db.session() as session:
         refs = (await session.scalars(select(Delivery.message_ref).where(Delivery.kind == "checklist"))).all()
     if db.engine.dialect.name == "postgresql":
-        # A live database has statistics: autovacuum analyzes tables after bulk changes. This
-        # one is seconds old, and without them PostgreSQL plans the member lookup for empty
-        # tables (scanning every stored answer for each member clicking), until autovacuum
-        # happens to run in the middle of some round. SQLite keeps no statistics unless asked.
+        # A live database has statistics (autovacuum analyzes tables after bulk changes); this
+        # one is seconds old, and without them PostgreSQL plans the clicker's lookup for empty
+        # tables until autovacuum happens to run in the middle of the run.
         async with db.engine.connect() as conn:
             await conn.exec_driver_sql("ANALYZE")
     await db.close()
-    bodies = []
     answers = ("yes", "partly", "no")
+    bodies = []
     for n, ref in enumerate(refs):
         channel, ts = ref["channel"], ref["ts"]
-        user = channel.removeprefix("D")
         for q, behavior in enumerate(cohort.checklist):
             value = f"answer|{cohort.key}|{week}|{behavior}|{answers[(n + q) % 3]}"
-            payload = block_action(
-                TEAM,
-                user,
-                channel,
-                ts,
-                value,
-                action_ts=f"{now.timestamp() + n + q / 10:.6f}",
-                block_id=f"q:{behavior}",
-                action_id="reinforce:0",
-            )
+            at = f"{monday_morning.timestamp() + n + q / 10:.6f}"
+            payload = block_action(TEAM, channel.removeprefix("D"), channel, ts, value, action_ts=at, block_id=f"q:{behavior}")
             bodies.append(interaction_body(payload))
     return bodies
 
 
-async def load(port: int, bodies: list[str], concurrency: int) -> tuple[float, list[float], int]:
-    """Send every body once, ``concurrency`` at a time; returns (seconds, latencies, errors)."""
-    queue = list(reversed(bodies))
+async def offer(port: int, bodies: list[str], rate: float) -> tuple[list[float], int, float]:
+    """Send ``bodies`` at ``rate`` per second; returns (latencies in seconds, errors, seconds the
+    sending took)."""
+    url = f"http://127.0.0.1:{port}/slack/events"
     latencies: list[float] = []
     errors = 0
-    url = f"http://127.0.0.1:{port}/slack/events"
 
-    async def worker(http: aiohttp.ClientSession) -> None:
+    async def click(http: aiohttp.ClientSession, body: str, due: float) -> None:
         nonlocal errors
-        while queue:
-            body = queue.pop()
-            headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, body)}
-            start = time.perf_counter()
-            async with http.post(url, data=body.encode(), headers=headers) as response:
+        try:
+            async with http.post(url, data=body.encode(), headers={"Content-Type": FORM, **sign(SECRET, body)}) as response:
                 await response.read()
-                if response.status != 200:
-                    errors += 1
-            latencies.append(time.perf_counter() - start)
+                errors += response.status != 200
+        except (aiohttp.ClientError, TimeoutError):
+            errors += 1
+        latencies.append(time.perf_counter() - due)
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        # Warm up connections and code paths on a few requests that are not counted.
-        warm = [queue.pop() for _ in range(min(concurrency, len(queue) // 10))]
-        await asyncio.gather(
-            *(
-                http.post(url, data=b.encode(), headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, b)})
-                for b in warm
-            )
-        )
+    # No limit on connections: a click waiting for a free one would be the client's delay.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=10)) as http:
         start = time.perf_counter()
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    return elapsed, latencies, errors
+        tasks = []
+        for i, body in enumerate(bodies):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(click(http, body, due)))
+        sending = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+    return latencies, errors, sending
 
 
 def cpu_seconds(pid: int) -> float:
@@ -189,19 +150,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1] if len(values) > 1 else values[0]
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
 
 
-async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None:
-    members = max(1, clicks // 3)  # the clicks are shared out among the rounds: each is sent once to each app
-    fake_port, app_port, bare_port = free_port(), free_port(), free_port()
+async def run(database: str, rate: float, seconds: float) -> None:
+    clicks = int(rate * seconds)
+    fake_port, app_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "OPENAI_"))}
     procs = [subprocess.Popen([sys.executable, "-m", "tests.fakes.slack", str(fake_port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)]
     schema = None
-    tmp = tempfile.mkdtemp(prefix="reinforce-bench-")
     if database == "sqlite":
-        url = f"sqlite:///{tmp}/bench.db"
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='reinforce-bench-')}/bench.db"
     else:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG, autocommit=True) as conn:
@@ -210,56 +170,26 @@ async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None
     try:
         await wait_listening(fake_port)
         fake_url = f"http://127.0.0.1:{fake_port}/api/"
-        bodies = await prepare(url, members, fake_url)
+        bodies = await prepare(url, -(-(WARM_UP + clicks) // 3), fake_url)
         app_env = {**env, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_url}
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(app_port)],
-                cwd=ROOT,
-                env=app_env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(app_port)],
+            cwd=ROOT,
+            env=app_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", BARE_APP, str(bare_port), SECRET, fake_url],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        procs.append(serve)
         await wait_listening(app_port)
-        await wait_listening(bare_port)
-        # This machine's speed drifts from minute to minute: the two apps alternate, each
-        # round on clicks not sent before, and the medians are compared.
-        names = ("bare slack-bolt (ack only)", "reinforce serve")
-        rates: dict[str, list[float]] = {name: [] for name in names}
-        latencies: dict[str, list[float]] = {name: [] for name in names}
-        per_round = len(bodies) // rounds
-        cpu: dict[str, list[float]] = {name: [] for name in names}
-        for r in range(rounds):
-            chunk = bodies[r * per_round : (r + 1) * per_round]
-            line = []
-            for name, port, proc in zip(names, (bare_port, app_port), (procs[2], procs[1]), strict=True):
-                before = cpu_seconds(proc.pid)
-                elapsed, seen, errors = await load(port, chunk, concurrency)
-                if errors:
-                    raise SystemExit(f"{name}: {errors} requests failed")
-                cpu[name].append((cpu_seconds(proc.pid) - before) / len(seen) * 1000)
-                rates[name].append(len(seen) / elapsed)
-                latencies[name] += seen
-                line.append(f"{name.split()[0]} {rates[name][-1]:.0f}")
-            print(f"  round {r + 1}: {', '.join(line)} clicks/s, ratio {rates[names[1]][-1] / rates[names[0]][-1]:.2f}", flush=True)
-        for name in names:
-            print(
-                f"  {name:28s} {statistics.median(rates[name]):8.0f} clicks/s   p50 {percentile(latencies[name], 50) * 1000:6.1f} ms   "
-                f"p99 {percentile(latencies[name], 99) * 1000:6.1f} ms   {statistics.median(cpu[name]):.2f} ms CPU per click   (medians of {rounds} rounds; latencies over all)"
-            )
-        ratios = sorted(ours / bare for bare, ours in zip(*rates.values(), strict=True))
+        warm, counted = bodies[:WARM_UP], bodies[WARM_UP : WARM_UP + clicks]
+        await offer(app_port, warm, rate)
+        before = cpu_seconds(serve.pid)
+        latencies, errors, sending = await offer(app_port, counted, rate)
+        cpu = (cpu_seconds(serve.pid) - before) / len(counted) * 1000
         print(
-            f"  throughput ratio (reinforce / bare): {statistics.median(ratios):.2f} (median of the rounds' ratios; they ranged {ratios[0]:.2f}-{ratios[-1]:.2f})"
+            f"  offered {len(counted) / sending:.0f} clicks/s for {sending:.1f} s ({len(counted)} clicks): "
+            f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms, "
+            f"max {max(latencies) * 1000:.1f} ms, errors {errors}; serve used {cpu:.2f} ms CPU per click"
         )
     finally:
         for proc in procs:
@@ -272,15 +202,13 @@ async def run(database: str, clicks: int, concurrency: int, rounds: int) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--clicks", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=5, help="alternating runs of both apps, each on fresh clicks; medians are reported")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="postgresql")
+    parser.add_argument("--rate", type=float, default=200, help="clicks offered per second")
+    parser.add_argument("--seconds", type=float, default=30, help="how long the rate is offered")
     args = parser.parse_args()
-    for database in ["sqlite", "postgresql"] if args.database == "both" else [args.database]:
-        print(f"{database}: {args.clicks} signed checklist clicks at concurrency {args.concurrency}, in {args.rounds} rounds")
-        asyncio.run(run(database, args.clicks, args.concurrency, args.rounds))
+    print(f"{args.database}: {args.rate:.0f} signed checklist clicks per second for {args.seconds:.0f} s")
+    asyncio.run(run(args.database, args.rate, args.seconds))
 
 
 if __name__ == "__main__":

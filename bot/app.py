@@ -10,13 +10,13 @@ from typing import Any
 from adapters.base import ChatPort, RehearsalPort
 from bot.delivery import Deliverer
 from bot.digests import digest_message
+from bot.files import load_scenarios
 from bot.inbound import InboundHandler
 from bot.programs import ProgramSource
 from bot.ratelimit import Limits, RateLimiter
 from bot.rehearsals import Rehearsals
 from bot.settings import Settings
 from nudges.messages import Message
-from nudges.scenarios import load_scenarios
 from nudges.weeks import IsoWeek
 from storage.db import Database
 from storage.outbox import Claimed

@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
 
     forget = commands.add_parser("forget", help="delete everything held about a person (email or platform id); audited")
     forget.add_argument("person", metavar="PERSON", help="an email, or a platform id such as T0001:U123 (Slack) or TENANT:AAD-ID (Teams)")
+
+    teams = commands.add_parser("teams", help="the Microsoft Teams app: its package, and installing it for a cohort")
+    teams_commands = teams.add_subparsers(dest="teams_command", required=True, metavar="COMMAND")
+    package = teams_commands.add_parser("package", help="build the app package (manifest and icons) for this installation")
+    package.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    install = teams_commands.add_parser("install", help="install the app for every Teams member of a cohort (Microsoft Graph)")
+    install.add_argument("cohort", metavar="COHORT")
+    install.add_argument("--catalog-id", help="the app's id in your Teams app catalog (default: $REINFORCE_TEAMS_CATALOG_ID)")
     return parser
 
 
@@ -168,9 +176,9 @@ async def _db_upgrade(settings: Settings) -> int:
 
 async def _program(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build
+    from bot.files import load_program
     from bot.identity import Identities
     from bot.programs import describe_program, load_report, store_program
-    from nudges.program import load_program
 
     program = load_program(args.file) if args.program_command == "load" else None
     await _check_schema(settings)
@@ -284,6 +292,14 @@ async def _forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _teams(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.teams_commands import install, package
+
+    if args.teams_command == "package":
+        return package(args.out, settings)
+    return await install(args.cohort, args.catalog_id, settings)
+
+
 async def _check_schema(settings: Settings) -> None:
     from storage.db import schema_problem
 
@@ -332,9 +348,9 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _rehearse(args: argparse.Namespace, settings: Settings) -> int:
     """The DM rehearsal in the terminal: same scenarios, same coach port, nothing stored."""
     from bot.app import DEFAULT_SCENARIOS, coach_for
+    from bot.files import load_scenarios
     from bot.rehearsals import finish, take_turn
     from nudges.rehearsal import Rehearsal, render_intro
-    from nudges.scenarios import load_scenarios
 
     scenario = load_scenarios(settings.reinforce_scenarios or str(DEFAULT_SCENARIOS)).get(args.scenario)
     coach = coach_for(settings)
@@ -438,6 +454,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] =
     "digest": _digest,
     "export": _export,
     "forget": _forget,
+    "teams": _teams,
 }
 
 

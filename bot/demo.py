@@ -22,12 +22,13 @@ from adapters.console import ConsoleChat
 from bot.app import App, build
 from bot.chart import chart_png
 from bot.digests import cohort_digest
+from bot.files import load_program
 from bot.jobs import tick
 from bot.ratelimit import Limits, RateLimiter
 from bot.settings import Settings
 from bot.simulation import COMPARISON, PILOT, Managers
 from nudges.digest import render_text
-from nudges.program import Program, load_program, parse_program
+from nudges.program import Program, parse_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import upgrade

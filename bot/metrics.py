@@ -31,11 +31,6 @@ DB_KEY = web.AppKey("metrics_db", Database)
 TOKEN_KEY = web.AppKey("metrics_token", str)
 
 
-def deliveries(kind: str, status: str) -> Counter:
-    """DELIVERIES' counter for one kind of delivery and its outcome."""
-    return DELIVERIES.labels(kind, status)
-
-
 async def read_outbox(db: Database, now: datetime) -> None:
     """Set the outbox gauges from the database."""
     async with db.session() as session:

@@ -7,6 +7,7 @@ library in the stack paces before sending (slack_sdk retries *after* a 429).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,25 +65,15 @@ class RateLimiter:
         seconds to wait for it, 0 for at once. (Not a coroutine: a fan-out asks once per
         message, and nearly always may send at once.)"""
         now = self._clock()
-        start = now
-        if (rate := self.limits.per_tenant.get(platform)) is not None:
-            # Platforms count in windows, and requests reach them with some jitter: pacing
-            # exactly at the limit still draws 429s, each costing a second's pause. A little
-            # under it (2%), with bursts of a twentieth of a second's worth, does not.
-            paced = rate * TENANT_HEADROOM
-            pace = self._tenant(platform, tenant, paced, max(1.0, paced / 20))
-        else:
-            pace = self._schedules.get((platform, tenant))  # no configured limit, but a 429 asked for a pause
-        if pace is not None:
-            start = pace.earliest(now)
+        pace = self._tenant(platform, tenant)
+        start = pace.earliest(now)
         if (rate := self.limits.per_conversation.get(platform)) is not None:
             key = (platform, conversation)
             start = max(start, self._conversations.get(key, start))
             if len(self._conversations) > 50_000:  # forget idle conversations in very long runs
                 self._conversations = {k: at for k, at in self._conversations.items() if at > now}
             self._conversations[key] = start + 1.0 / rate
-        if pace is not None:
-            pace.reserve(start)
+        pace.reserve(start)
         return start - now
 
     def slowest_rate(self, platforms: list[str]) -> float | None:
@@ -93,11 +84,21 @@ class RateLimiter:
 
     def pause(self, platform: str, tenant: str, seconds: float) -> None:
         """A 429 said Retry-After: hold every later send to that workspace/tenant until then."""
-        schedule = self._tenant(platform, tenant, 1e9, 1.0)  # the tenant's own pace if it has one
+        schedule = self._tenant(platform, tenant)
         schedule.tat = max(schedule.tat, self._clock() + seconds + schedule.tolerance)
 
-    def _tenant(self, platform: str, tenant: str, rate: float, burst: float) -> Schedule:
+    def _tenant(self, platform: str, tenant: str) -> Schedule:
+        """The workspace/tenant's schedule, created at its platform's pace (whoever asks first,
+        a send or a pause); without a configured limit it only holds Retry-After pauses."""
         schedule = self._schedules.get((platform, tenant))
         if schedule is None:
-            schedule = self._schedules[platform, tenant] = Schedule(rate, burst)
+            if (rate := self.limits.per_tenant.get(platform)) is None:
+                schedule = Schedule(math.inf)
+            else:
+                # Platforms count in windows, and requests reach them with some jitter: pacing
+                # exactly at the limit still draws 429s, each costing a second's pause. A little
+                # under it (2%), with bursts of a twentieth of a second's worth, does not.
+                paced = rate * TENANT_HEADROOM
+                schedule = Schedule(paced, max(1.0, paced / 20))
+            self._schedules[platform, tenant] = schedule
         return schedule

@@ -38,6 +38,13 @@ def _http_url(value: str | None) -> str | None:
     return value if value.endswith("/") else value + "/"
 
 
+def _page_url(value: str | None) -> str | None:
+    """An http(s) URL of a page, kept as given (no slash added)."""
+    if value is not None:
+        _http_url(value)
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, env_ignore_empty=True, extra="ignore", frozen=True)
 
@@ -57,6 +64,11 @@ class Settings(BaseSettings):
     microsoft_app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "MultiTenant"
 
     reinforce_teams_dev: bool = False  # serve /api/messages unauthenticated, for local development only
+    # Microsoft Graph (`reinforce teams install`), with a token for the same app credentials from
+    # the Microsoft identity platform (the authority is this URL followed by the tenant id).
+    microsoft_graph_url: str = "https://graph.microsoft.com/v1.0/"
+    microsoft_login_url: str = "https://login.microsoftonline.com/"
+    reinforce_teams_catalog_id: str | None = None  # the app's id in the organisation's Teams app catalog
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
@@ -67,6 +79,11 @@ class Settings(BaseSettings):
 
     reinforce_pseudonym_key: SecretStr | None = None
     reinforce_metrics_token: SecretStr | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
+    reinforce_public_url: str | None = None  # where people reach `reinforce serve` (https://host/)
+    # The privacy statement and terms of use the Teams app links to; default: the pages
+    # `reinforce serve` has at /privacy and /terms of REINFORCE_PUBLIC_URL.
+    reinforce_privacy_url: str | None = None
+    reinforce_terms_url: str | None = None
     reinforce_retention_days: int = Field(default=400, ge=1, le=3650)
 
     # Seconds `reinforce serve` gives a client to send a request's headers, then its body; a
@@ -88,10 +105,23 @@ class Settings(BaseSettings):
         except DatabaseUrlError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("slack_api_url", "openai_base_url")
+    @field_validator("slack_api_url", "openai_base_url", "microsoft_graph_url", "reinforce_public_url")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return _http_url(value)
+
+    @field_validator("reinforce_privacy_url", "reinforce_terms_url")
+    @classmethod
+    def _pages(cls, value: str | None) -> str | None:
+        return _page_url(value)
+
+    @field_validator("microsoft_login_url")
+    @classmethod
+    def _login_url(cls, value: str) -> str:
+        # MSAL accepts only https authorities.
+        if urlparse(value).scheme != "https":
+            raise ValueError("must be an https:// URL (the Microsoft identity platform accepts nothing else)")
+        return str(_http_url(value))
 
     @field_validator("slack_bot_token")
     @classmethod

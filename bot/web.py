@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from bot.app import App
 from bot.metrics import add_metrics
+from bot.pages import privacy_page, terms_page
 
 log = logging.getLogger(__name__)
 APP_KEY = web.AppKey("reinforce", App)
@@ -26,6 +27,18 @@ async def healthz(request: web.Request) -> web.Response:
         log.warning("health check failed: %s", exc.__class__.__name__)
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok"})
+
+
+async def privacy(request: web.Request) -> web.Response:
+    """The privacy statement the Teams app links to (unless REINFORCE_PRIVACY_URL names another)."""
+    settings = request.app[APP_KEY].settings
+    return web.Response(text=privacy_page(settings.reinforce_retention_days), content_type="text/html")
+
+
+async def terms(request: web.Request) -> web.Response:
+    """The terms of use the Teams app links to (unless REINFORCE_TERMS_URL names others)."""
+    settings = request.app[APP_KEY].settings
+    return web.Response(text=terms_page(settings.reinforce_privacy_url or "/privacy"), content_type="text/html")
 
 
 def body_deadline(seconds: float) -> Middleware:
@@ -58,6 +71,8 @@ def make_web_app(app: App, *, metrics: bool = True) -> web.Application:
     web_app = web.Application(middlewares=[body_deadline(app.settings.reinforce_body_timeout)])
     web_app[APP_KEY] = app
     web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/privacy", privacy)
+    web_app.router.add_get("/terms", terms)
     if metrics:
         add_metrics(web_app, app.db, _token(app))
     if app.slack is not None and app.slack.signing_secret:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,21 +64,16 @@ class ChoiceRef:
     @classmethod
     def decode(cls, text: str) -> ChoiceRef:
         """Parse a button value; anything ``encode`` could not have produced is refused."""
-        return _decode(text)
-
-
-@functools.lru_cache(maxsize=1024)  # every member of a cohort clicks the same few values in a week
-def _decode(text: str) -> ChoiceRef:
-    parts = text.split(_SEPARATOR)
-    if len(parts) != 5 or parts[0] not in ACTIONS or not all(_PART.fullmatch(p) for p in parts):
-        raise AnswerError("That button is not from a Reinforce checklist.")
-    try:
-        week = IsoWeek.parse(parts[2])
-    except ValueError:
-        raise AnswerError("That button is not from a Reinforce checklist.") from None
-    if str(week) != parts[2] or (parts[0] == "answer") == ("-" in (parts[3], parts[4])):
-        raise AnswerError("That button is not from a Reinforce checklist.")
-    return ChoiceRef(parts[1], week, parts[3], parts[4], parts[0])
+        parts = text.split(_SEPARATOR)
+        if len(parts) != 5 or parts[0] not in ACTIONS or not all(_PART.fullmatch(p) for p in parts):
+            raise AnswerError("That button is not from a Reinforce checklist.")
+        try:
+            week = IsoWeek.parse(parts[2])
+        except ValueError:
+            raise AnswerError("That button is not from a Reinforce checklist.") from None
+        if str(week) != parts[2] or (parts[0] == "answer") == ("-" in (parts[3], parts[4])):
+            raise AnswerError("That button is not from a Reinforce checklist.")
+        return cls(parts[1], week, parts[3], parts[4], parts[0])
 
 
 def build_checklist(program: Program, cohort: Cohort, week: IsoWeek) -> Checklist:
@@ -140,31 +134,3 @@ def checklist_message(
     refs = [ChoiceRef(cohort.key, checklist.week, action=action).encode() for _label, action in actions]
     blocks.append(Section("", tuple(Choice(label, ref) for (label, _a), ref in zip(actions, refs, strict=True)), block_id="actions"))
     return Message(text=f"Your week {checklist.week_number} check-in: 3 questions, about a minute", blocks=tuple(blocks))
-
-
-class ChecklistRenders:
-    """Checklist messages rendered once per variant (cohort, week, answers, streak, status):
-    a fan-out or a burst of clicks shows the same few variants to thousands of members.
-    Kept for one program at a time: a program loaded since (a question reworded) starts afresh.
-    """
-
-    def __init__(self, limit: int = 1000) -> None:
-        self._limit = limit
-        self._program: Program | None = None
-        self._messages: dict[tuple[object, ...], Message] = {}
-
-    def checklist(
-        self, program: Program, cohort: str, week: str, answered: Mapping[str, str], streak: int | None = None, status: str | None = None
-    ) -> Message:
-        """The checklist of ``cohort`` (its key) for ``week`` ('2026-W02'): keyed by plain
-        strings, which is what outbox rows carry, so a cache hit parses nothing."""
-        if program is not self._program:
-            self._program, self._messages = program, {}
-        key = (cohort, week, tuple(sorted(answered.items())) if answered else (), streak, status)
-        message = self._messages.get(key)
-        if message is None:
-            if len(self._messages) >= self._limit:
-                self._messages.clear()
-            checklist = build_checklist(program, program.cohort(cohort), IsoWeek.parse(week))
-            message = self._messages[key] = checklist_message(checklist, answered, streak, status=status)
-        return message

@@ -58,15 +58,6 @@ class Message:
     text: str
     blocks: tuple[Block, ...] = ()
 
-    def __hash__(self) -> int:
-        # Rendered messages key the platforms' render caches, and a fan-out looks the same
-        # message up once per member: hash the nested blocks once, not on every lookup.
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash((self.text, self.blocks))
-            object.__setattr__(self, "_hash", cached)
-        return cached
-
     def plain(self) -> str:
         """The message as plain text, for the console and for logs."""
         lines: list[str] = []

@@ -15,7 +15,6 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,7 +30,6 @@ from nudges.weeks import IsoWeek
 
 CHECKLIST_SIZE = 3
 MAX_MEMBERS_PER_COHORT = 5000
-MAX_FILE_BYTES = 2_000_000
 
 Platform = Literal["slack", "teams"]
 AnswerKind = Literal["yes_partly_no", "scale_1_5", "count"]
@@ -205,26 +203,7 @@ class Program(_Strict):
         seen_members: dict[str, str] = {}
         for i, cohort in enumerate(self.cohorts):
             where = f"cohorts[{i}]"
-            for key in cohort.checklist:
-                if key not in behavior_keys:
-                    raise _FieldError(f"{where}.checklist", f"unknown behavior {key!r} (known: {', '.join(sorted(behavior_keys))})")
-            if cohort.comparison is not None:
-                if cohort.comparison == cohort.key:
-                    raise _FieldError(f"{where}.comparison", "a cohort cannot be its own comparison")
-                if cohort.comparison not in cohort_keys:
-                    raise _FieldError(f"{where}.comparison", f"no cohort has the key {cohort.comparison!r}")
-            if cohort.plan is not None:
-                if cohort.plan.primary_behavior not in cohort.checklist:
-                    raise _FieldError(
-                        f"{where}.plan.primary_behavior", f"{cohort.plan.primary_behavior!r} is not in this cohort's checklist"
-                    )
-                if cohort.plan.method in ("comparison_cohort", "stepped_wedge") and cohort.comparison is None:
-                    raise _FieldError(f"{where}.plan.method", f"{cohort.plan.method} needs a comparison cohort")
-                if cohort.plan.min_exposure_weeks > cohort.weeks:
-                    raise _FieldError(
-                        f"{where}.plan.min_exposure_weeks",
-                        f"{cohort.plan.min_exposure_weeks} is more than the cohort's {cohort.weeks} weeks",
-                    )
+            _check_cohort_references(cohort, where, behavior_keys, cohort_keys)
             for j, member in enumerate(cohort.members):
                 if member.email in seen_members:
                     raise _FieldError(f"{where}.members[{j}]", f"duplicate member {member.email} (already in {seen_members[member.email]})")
@@ -303,6 +282,29 @@ class Program(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _check_cohort_references(cohort: Cohort, where: str, behavior_keys: set[str], cohort_keys: set[str]) -> None:
+    """A cohort's checklist and comparison name what the program defines, and its plan fits it."""
+    for key in cohort.checklist:
+        if key not in behavior_keys:
+            raise _FieldError(f"{where}.checklist", f"unknown behavior {key!r} (known: {', '.join(sorted(behavior_keys))})")
+    if cohort.comparison is not None:
+        if cohort.comparison == cohort.key:
+            raise _FieldError(f"{where}.comparison", "a cohort cannot be its own comparison")
+        if cohort.comparison not in cohort_keys:
+            raise _FieldError(f"{where}.comparison", f"no cohort has the key {cohort.comparison!r}")
+    if cohort.plan is not None:
+        _check_plan(cohort, cohort.plan, where)
+
+
+def _check_plan(cohort: Cohort, plan: Plan, where: str) -> None:
+    if plan.primary_behavior not in cohort.checklist:
+        raise _FieldError(f"{where}.plan.primary_behavior", f"{plan.primary_behavior!r} is not in this cohort's checklist")
+    if plan.method in ("comparison_cohort", "stepped_wedge") and cohort.comparison is None:
+        raise _FieldError(f"{where}.plan.method", f"{plan.method} needs a comparison cohort")
+    if plan.min_exposure_weeks > cohort.weeks:
+        raise _FieldError(f"{where}.plan.min_exposure_weeks", f"{plan.min_exposure_weeks} is more than the cohort's {cohort.weeks} weeks")
+
+
 class ProgramError(ValueError):
     """A program file problem, worded for the program owner at the terminal."""
 
@@ -337,38 +339,6 @@ def parse_program(data: Any, source: str = "<program>") -> Program:
         return Program.model_validate(data)
     except ValidationError as exc:
         raise ProgramError(*(_describe(source, data, err) for err in exc.errors())) from None
-
-
-def load_program(path: str, text: str | None = None) -> Program:
-    """Read and validate a program file. ``text`` may be given to avoid reading from disk."""
-    return parse_program(read_yaml(path, text), path)
-
-
-def read_yaml(path: str, text: str | None = None, error: type[ProgramError] = ProgramError) -> Any:
-    """Read a YAML file (size-capped, UTF-8); problems are raised as ``error`` naming the file."""
-    if text is None:
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            raise error(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-        if len(raw) > MAX_FILE_BYTES:
-            raise error(f"{path}: the file is larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise error(f"{path}: the file is not UTF-8 text") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise error(f"{path}: not valid YAML{where}: {problem}") from None
-    except ValueError as exc:  # PyYAML's own date and number constructors, e.g. 2026-13-45
-        raise error(f"{path}: not valid YAML: {exc}") from None
-    except RecursionError:
-        raise error(f"{path}: not valid YAML: nested too deeply") from None
 
 
 def _describe(source: str, data: Any, err: Mapping[str, Any]) -> str:

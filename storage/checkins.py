@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
-from storage.db import Database, among, built_once, insert, json_time
+from storage.db import insert
 from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, Cohort, Consent, InboundEvent, Membership, MemberWeek, Person
 
 
 @dataclass(frozen=True)
-class AnswerRow:
+class Answerer:
+    """A person who clicked an answer, as recording it needs to know them."""
+
+    person_id: int
+    timezone: str
+    consent: str | None
+    cohorts: dict[str, int]  # cohort key -> id, where they are an active participant
+    answers: dict[int, dict[IsoWeek, dict[str, str]]]  # cohort id -> week -> behavior -> value
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One click's answer to one question, and the signal value it means."""
+
     person_id: int
     cohort_id: int
     week: IsoWeek
@@ -29,69 +40,47 @@ class AnswerRow:
     event_id: str
 
     @property
-    def key(self) -> tuple[int, int, IsoWeek, str]:
-        return (self.person_id, self.cohort_id, self.week, self.behavior_key)
+    def key(self) -> tuple[int, int, str, str]:
+        """The question answered, as the database's unique key holds it."""
+        return (self.person_id, self.cohort_id, str(self.week), self.behavior_key)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAnswer:
-    value: str
-    answered_at: datetime
-    event_id: str
-
-
-@dataclass(frozen=True)
-class Answerer:
-    """A person who clicked an answer: what recording it needs to know, and their answers so far."""
-
-    person_id: int
-    timezone: str
-    consent: str | None
-    cohorts: dict[str, int]  # cohort key -> id, where they are an active participant
-    answers: dict[int, dict[IsoWeek, dict[str, StoredAnswer]]]  # cohort id -> week -> behavior -> answer
-
-
-# Built once: every batch of clicks runs it, and building it costs more than running it.
-# One row per (active participation, stored answer up to the week): who the clickers are
-# and what they answered come back in one round trip.
-_ANSWERERS = (
-    select(
-        Person.platform_user_id,
-        Person.id,
-        Person.timezone,
-        Consent.status,
-        Cohort.key,
-        Cohort.id,
-        CheckinAnswer.week,
-        CheckinAnswer.behavior_key,
-        CheckinAnswer.value,
-        CheckinAnswer.answered_at,
-        CheckinAnswer.event_id,
+async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], upto: IsoWeek) -> dict[tuple[str, str], Answerer]:
+    """(platform, user id) -> who clicked, with their consent, participations and answers for
+    weeks up to ``upto``, in one query (a row per participation and stored answer)."""
+    wanted = sorted(set(clickers))
+    found: dict[tuple[str, str], Answerer] = {}
+    if not wanted:
+        return found
+    rows = await session.execute(
+        select(
+            Person.platform,
+            Person.platform_user_id,
+            Person.id,
+            Person.timezone,
+            Consent.status,
+            Cohort.key,
+            Cohort.id,
+            CheckinAnswer.week,
+            CheckinAnswer.behavior_key,
+            CheckinAnswer.value,
+        )
+        .outerjoin(Consent, Consent.person_id == Person.id)
+        .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
+        .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
+        .outerjoin(
+            CheckinAnswer,
+            (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Cohort.id) & (CheckinAnswer.week <= str(upto)),
+        )
+        .where(tuple_(Person.platform, Person.platform_user_id).in_(wanted))
     )
-    .outerjoin(Consent, Consent.person_id == Person.id)
-    .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
-    .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
-    .outerjoin(
-        CheckinAnswer,
-        (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Cohort.id) & (CheckinAnswer.week <= bindparam("upto")),
-    )
-    .where(Person.platform == bindparam("platform"), Person.platform_user_id.in_(bindparam("ids", expanding=True)))
-)
-
-
-async def answerers(session: AsyncSession, platform: str, user_ids: Iterable[str], upto: IsoWeek) -> dict[str, Answerer]:
-    """platform user id -> Answerer with their answers for weeks up to ``upto``, in one query."""
-    ids = set(user_ids)
-    if not ids:
-        return {}
-    found: dict[str, Answerer] = {}
-    rows = await session.execute(_ANSWERERS, {"platform": platform, "ids": list(ids), "upto": str(upto)})
-    for user_id, person_id, timezone, consent, cohort_key, cohort_id, week, behavior, value, answered_at, event_id in rows:
-        who = found.setdefault(user_id, Answerer(person_id, timezone, consent, {}, {}))
+    for platform, user_id, person_id, timezone, consent, cohort_key, cohort_id, week, behavior, value in rows:
+        clicker = cast(tuple[str, str], (platform, user_id))  # not null: the query matched on them
+        who = found.setdefault(clicker, Answerer(person_id, timezone, consent, {}, {}))
         if cohort_key is not None:
             who.cohorts[cohort_key] = cohort_id
         if week is not None:
-            who.answers.setdefault(cohort_id, {}).setdefault(IsoWeek.parse(week), {})[behavior] = StoredAnswer(value, answered_at, event_id)
+            who.answers.setdefault(cohort_id, {}).setdefault(IsoWeek.parse(week), {})[behavior] = value
     return found
 
 
@@ -101,11 +90,10 @@ async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable
     unique = sorted(set(event_ids))
     if not unique:
         return set()
-    # Core executemany with a statement built once: compiling one multi-row VALUES per
-    # batch costs more than the database's own work. RETURNING yields no row on conflict.
-    result = await session.execute(
-        built_once(session, _claim_events), [{"platform": platform, "event_id": e, "received_at": now} for e in unique]
-    )
+    table = InboundEvent.__table__
+    # RETURNING yields no row for an event already claimed.
+    stmt = insert(session, table).on_conflict_do_nothing(index_elements=[table.c.platform, table.c.event_id]).returning(table.c.event_id)
+    result = await session.execute(stmt, [{"platform": platform, "event_id": e, "received_at": now} for e in unique])
     return set(result.scalars().all())
 
 
@@ -113,113 +101,78 @@ async def claim_event(session: AsyncSession, platform: str, event_id: str, now: 
     return bool(await claim_events(session, platform, [event_id], now))
 
 
-def recording(db: Database) -> AbstractAsyncContextManager[AsyncSession]:
-    """The session to read answerers and ``save_answers`` in. Where the save is one statement
-    (PostgreSQL) it needs no transaction: autocommit saves a BEGIN and a COMMIT round trip
-    per batch. Where it is two (SQLite), they share a transaction."""
-    return db.autocommit() if len(_SAVE_ANSWERS[db.dialect]) == 1 else db.session()
+def _answer_upsert(session: AsyncSession) -> Any:
+    """INSERT an answer, or replace the stored one if this click is later (and not the same
+    click); RETURNING names the questions whose answer changed."""
+    answers = CheckinAnswer.__table__
+    stmt = insert(session, answers)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key],
+        set_={"value": new.value, "answered_at": new.answered_at, "event_id": new.event_id},
+        where=(answers.c.answered_at <= new.answered_at) & (answers.c.event_id != new.event_id),
+    ).returning(answers.c.person_id, answers.c.cohort_id, answers.c.week, answers.c.behavior_key)
 
 
-async def save_answers(session: AsyncSession, rows: Iterable[AnswerRow]) -> None:
-    """Store answers and their signals; an answer older than the stored one changes nothing.
+def _signal_upsert(session: AsyncSession) -> Any:
+    """INSERT an answer's signal, or replace the stored one. No condition of its own: it runs
+    only for answers that just won, in the same transaction, and the answer's upsert holds
+    that row's lock until the commit, so signals are written in the order their answers won."""
+    signals = BehaviorSignal.__table__
+    stmt = insert(session, signals)
+    return stmt.on_conflict_do_update(
+        index_elements=[signals.c.person_id, signals.c.cohort_id, signals.c.behavior_key, signals.c.week, signals.c.source],
+        set_={"value": stmt.excluded.value, "recorded_at": stmt.excluded.recorded_at},
+    )
 
-    Comparing ``answered_at`` (the platform's click time) rather than arrival order keeps
-    "last answer wins" true when a retried old click arrives after a newer one. Within one
-    call the latest answer per question wins before anything reaches the database, since
-    one INSERT may not update the same row twice.
+
+async def save_answers(session: AsyncSession, answers: Sequence[Answer]) -> list[bool]:
+    """Store answers and their signals; for each answer, in order, whether it changed what is
+    stored.
+
+    The latest click wins by ``answered_at`` (the platform's click time), not by arrival, so
+    a retried older click that arrives after a newer one changes nothing; neither does a
+    repeat of the stored click (a double click, the platform's retry: the same event id).
+    The database applies the rule, so web processes recording at once cannot break it.
+    A batch of clicks (bot.inbound.ClickBatcher) is one executemany per table.
     """
-    latest: dict[tuple[int, int, IsoWeek, str], AnswerRow] = {}
-    for row in rows:
-        if row.key not in latest or latest[row.key].answered_at <= row.answered_at:
-            latest[row.key] = row
-    if not latest:
-        return
-    dialect = session.bind.dialect.name
-    answers = [
-        {
-            "person_id": r.person_id,
-            "cohort_id": r.cohort_id,
-            "week": str(r.week),
-            "behavior_key": r.behavior_key,
-            "value": r.value,
-            "signal": r.signal,
-            "at": json_time(dialect, r.answered_at),
-            "event_id": r.event_id,
-        }
-        for r in latest.values()
-    ]
-    rows = {"rows": json.dumps(answers)}
-    for statement in _SAVE_ANSWERS[dialect]:
-        await session.execute(statement, rows)
-
-
-# A burst of clicks writes hundreds of answers a second: the batch's rows go in a single JSON
-# parameter, which the database unpacks, instead of an executemany whose per-row parameter
-# handling in Python (and on PostgreSQL a network write per row) cost more than the rest of
-# recording a click. SQL text, as outbox's _MARK_SENT is: SQLAlchemy has no portable
-# "INSERT ... SELECT FROM json rows". The conflict clauses are the upserts' "latest click
-# wins" (see save_answers); "WHERE true": SQLite's upsert needs a WHERE after INSERT ... SELECT.
-_UPSERT_ANSWERS = (
-    "INSERT INTO checkin_answers (person_id, cohort_id, week, behavior_key, value, answered_at, event_id) "
-    "SELECT person_id, cohort_id, week, behavior_key, value, at, event_id FROM {rows} WHERE true "
-    "ON CONFLICT (person_id, cohort_id, week, behavior_key) DO UPDATE SET value = excluded.value, "
-    "answered_at = excluded.answered_at, event_id = excluded.event_id WHERE checkin_answers.answered_at <= excluded.answered_at"
-)
-_UPSERT_SIGNALS = (
-    "INSERT INTO behavior_signals (person_id, cohort_id, behavior_key, week, value, source, recorded_at) "
-    "SELECT person_id, cohort_id, behavior_key, week, signal, 'checkin', at FROM {rows} WHERE true "
-    "ON CONFLICT (person_id, cohort_id, behavior_key, week, source) DO UPDATE SET value = excluded.value, "
-    "recorded_at = excluded.recorded_at WHERE behavior_signals.recorded_at <= excluded.recorded_at"
-)
-_COLUMNS = ("person_id", "cohort_id", "week", "behavior_key", "value", "signal", "at", "event_id")
-# PostgreSQL: one statement, both upserts reading the rows unpacked once (a data-modifying
-# WITH), so a batch of clicks is one round trip and one statement to execute rather than two.
-# SQLite has no INSERT inside WITH: two statements, each unpacking the same parameter.
-_SAVE_ANSWERS = {
-    "postgresql": [
-        text(
-            "WITH v AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(person_id bigint, cohort_id bigint, week text, "
-            "behavior_key text, value text, signal float8, at timestamptz, event_id text)), "
-            f"answers AS ({_UPSERT_ANSWERS.format(rows='v')}) " + _UPSERT_SIGNALS.format(rows="v")
+    upsert_answers, upsert_signals = _answer_upsert(session), _signal_upsert(session)
+    changed = [False] * len(answers)
+    for turn in _turns(answers):
+        rows = [answers[i] for i in turn]
+        result = await session.execute(
+            upsert_answers,
+            [{**_key_values(a), "value": a.value, "answered_at": a.answered_at, "event_id": a.event_id} for a in rows],
         )
-    ],
-    "sqlite": [
-        text(
-            upsert.format(
-                rows="(SELECT "
-                + ", ".join(f"json_extract(j.value, '$.{c}') AS {c}" for c in _COLUMNS)
-                + " FROM json_each(:rows) AS j) AS v"
+        won = {tuple(row) for row in result}
+        winners = [a for a in rows if a.key in won]
+        if winners:
+            await session.execute(
+                upsert_signals,
+                [{**_key_values(a), "value": a.signal, "source": "checkin", "recorded_at": a.answered_at} for a in winners],
             )
-        )
-        for upsert in (_UPSERT_ANSWERS, _UPSERT_SIGNALS)
-    ],
-}
+        for i in turn:
+            changed[i] = answers[i].key in won
+    return changed
 
 
-def _claim_events(dialect_insert: Any) -> Any:
-    table = InboundEvent.__table__
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=[table.c.platform, table.c.event_id]).returning(table.c.event_id)
+def _turns(answers: Sequence[Answer]) -> list[list[int]]:
+    """The answers' indices in statements that each hold a question at most once, in order:
+    PostgreSQL's ON CONFLICT DO UPDATE cannot change a row twice in one statement, and the
+    same question clicked twice in a batch must be written in the order of its clicks."""
+    turns: list[list[int]] = []
+    seen: dict[tuple[int, int, str, str], int] = {}
+    for i, answer in enumerate(answers):
+        turn = seen.get(answer.key, -1) + 1
+        seen[answer.key] = turn
+        if turn == len(turns):
+            turns.append([])
+        turns[turn].append(i)
+    return turns
 
 
-async def save_answer(
-    session: AsyncSession,
-    *,
-    person_id: int,
-    cohort_id: int,
-    week: IsoWeek,
-    behavior_key: str,
-    value: str,
-    signal: float,
-    answered_at: datetime,
-    event_id: str,
-) -> None:
-    await save_answers(session, [AnswerRow(person_id, cohort_id, week, behavior_key, value, signal, answered_at, event_id)])
-
-
-# Built once: App Home and the checklist's replies read streaks through it.
-_HISTORY = select(
-    CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value
-).where(CheckinAnswer.person_id.in_(bindparam("people", expanding=True)), CheckinAnswer.week <= bindparam("upto"))
+def _key_values(answer: Answer) -> dict[str, Any]:
+    return {"person_id": answer.person_id, "cohort_id": answer.cohort_id, "week": str(answer.week), "behavior_key": answer.behavior_key}
 
 
 async def answer_history(
@@ -229,7 +182,11 @@ async def answer_history(
     pairs = set(pairs)
     if not pairs:
         return {}
-    rows = await session.execute(_HISTORY, {"people": list({p for p, _c in pairs}), "upto": str(upto)})
+    rows = await session.execute(
+        select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+            CheckinAnswer.person_id.in_({p for p, _c in pairs}), CheckinAnswer.week <= str(upto)
+        )
+    )
     history: dict[tuple[int, int], dict[IsoWeek, dict[str, str]]] = {}
     for person_id, cohort_id, week, key, value in rows:
         if (person_id, cohort_id) in pairs:
@@ -245,22 +202,15 @@ def streak_in(weeks: Mapping[IsoWeek, Mapping[str, str]], upto: IsoWeek, questio
     return count
 
 
-# Built once: a fan-out asks this for every batch of hundreds of members.
-_ANSWERS = {
-    dialect: select(
-        CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value
-    ).where(among(CheckinAnswer.person_id, dialect, "people"), CheckinAnswer.week.in_(bindparam("weeks", expanding=True)))
-    for dialect in ("postgresql", "sqlite")
-}
-
-
 async def answers_for(session: AsyncSession, triples: Iterable[tuple[int, int, IsoWeek]]) -> dict[tuple[int, int, IsoWeek], dict[str, str]]:
     """(person, cohort, week) -> behavior -> answer for many members at once (one query)."""
     wanted = set(triples)
     if not wanted:
         return {}
     rows = await session.execute(
-        _ANSWERS[session.bind.dialect.name], {"people": list({p for p, _c, _w in wanted}), "weeks": list({str(w) for _p, _c, w in wanted})}
+        select(CheckinAnswer.person_id, CheckinAnswer.cohort_id, CheckinAnswer.week, CheckinAnswer.behavior_key, CheckinAnswer.value).where(
+            CheckinAnswer.person_id.in_({p for p, _c, _w in wanted}), CheckinAnswer.week.in_({str(w) for _p, _c, w in wanted})
+        )
     )
     found: dict[tuple[int, int, IsoWeek], dict[str, str]] = {}
     for person_id, cohort_id, week, key, value in rows:

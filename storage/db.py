@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, BigInteger, any_, bindparam, create_engine, event, func, literal_column, make_url, select
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -94,58 +93,13 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session whose statements each commit on their own (no BEGIN, no COMMIT), for
-        work that needs no transaction because each of its writes is one statement. Objects
-        added to it are written when the block ends, or before the next statement."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
-                yield session
-                await session.commit()
-
     async def close(self) -> None:
         await self.engine.dispose()
 
 
 def insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing/update`` on both databases."""
-    return _dialect_insert(session)(table)
-
-
-def _dialect_insert(session: AsyncSession) -> Callable[[Any], Any]:
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
-_BUILT: dict[tuple[str, Callable[..., Any]], Any] = {}
-
-
-def built_once(session: AsyncSession, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
-    """``build(insert)``'s statement, built once per dialect and then reused.
-
-    For the writes every click makes: building an INSERT ... ON CONFLICT costs more than
-    running it once compiled (and SQLAlchemy's compiled cache is keyed by the statement,
-    so a reused statement also skips the cache-key walk). ``build`` gets the dialect's
-    insert function.
-    """
-    key = (session.bind.dialect.name, build)
-    if key not in _BUILT:
-        _BUILT[key] = build(_dialect_insert(session))
-    return _BUILT[key]
-
-
-def among(column: Any, dialect: str, name: str = "ids") -> Any:
-    """``column`` is one of the integers of the list parameter ``name``.
-
-    Unlike an expanding IN, whose text changes with the number of values (so each batch of
-    500 ids is a new statement for SQLAlchemy to render and for psycopg to convert and plan),
-    the text stays the same: compiled once, prepared by psycopg after a few runs. An array
-    on PostgreSQL, a JSON array on SQLite.
-    """
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger)))
-    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=JSON))))
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def alembic_config(url: str) -> Config:
@@ -182,14 +136,3 @@ def schema_problem(url: str) -> str | None:
     if current is None:
         return "the database has no Reinforce tables yet: run `reinforce db upgrade`"
     return f"the database is at schema {current}, this version needs {head}: run `reinforce db upgrade`"
-
-
-def json_time(dialect: str, at: datetime) -> str:
-    """A UTC time as the statements that read rows from a JSON parameter store and compare
-    it: SQLAlchemy's text format on SQLite (which keeps datetimes as text), ISO 8601 for
-    PostgreSQL to cast."""
-    if dialect != "sqlite":
-        return at.isoformat()
-    if at.tzinfo is not UTC:
-        at = at.astimezone(UTC)
-    return at.isoformat(" ", "microseconds")[:26]  # without the "+00:00"

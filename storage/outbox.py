@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import insert, json_time
-from storage.models import Delivery
+from storage.db import insert
+from storage.models import Base, Delivery
+
+_DELIVERIES = Base.metadata.tables[Delivery.__tablename__]  # the Core table, typed as one
 
 # A claimed row that was neither marked sent nor failed within this time (its worker
 # crashed mid-send) becomes claimable again.
@@ -56,7 +57,7 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     statement, skipping keys that exist; returns the kinds of the rows this call added."""
     if not rows:
         return []
-    table = Delivery.__table__
+    table = _DELIVERIES
     stmt = insert(session, table).on_conflict_do_nothing(index_elements=[table.c.idempotency_key]).returning(table.c.kind)
     defaults = {"payload": {}, "status": "pending", "attempts": 0, "person_id": None, "cohort_id": None, "platform": None, "target": None}
     result = await session.execute(stmt, [{**defaults, **row, "next_attempt_at": row["due_at"]} for row in rows])
@@ -81,38 +82,25 @@ class Claimed:
     ambiguous: bool
 
 
-def _claim_statement(status: str, some_platforms: bool) -> Any:
+def _claim(status: str, now: datetime, limit: int, platforms: Collection[str] | None) -> Any:
     """Lease the oldest due rows of one status: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
-    SKIP LOCKED) RETURNING. Built once, with bound parameters: a fan-out claims a batch
-    every few hundred milliseconds, and building the statement cost more than running it."""
-    c = Delivery.__table__.c
+    SKIP LOCKED) RETURNING."""
+    c = _DELIVERIES.c
     oldest = (
         select(c.id)
-        .where(
-            c.status == status,
-            c.next_attempt_at <= bindparam("now"),
-            *([c.platform.in_(bindparam("platforms", expanding=True))] if some_platforms else []),
-        )
+        .where(c.status == status, c.next_attempt_at <= now, *([c.platform.in_(list(platforms))] if platforms is not None else []))
         .order_by(c.next_attempt_at, c.id)
-        .limit(bindparam("limit", type_=Integer))
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     # A row that was still 'sending' (its worker's lease ran out) comes back as
     # 'verifying', which is how the caller knows to ask the platform first.
     return (
-        update(Delivery.__table__)
+        update(_DELIVERIES)
         .where(c.id.in_(oldest.scalar_subquery()))
-        .values(
-            status="sending" if status == "pending" else "verifying",
-            attempts=c.attempts + 1,
-            next_attempt_at=bindparam("lease_until", type_=c.next_attempt_at.type),
-        )
+        .values(status="sending" if status == "pending" else "verifying", attempts=c.attempts + 1, next_attempt_at=now + CLAIM_LEASE)
         .returning(c.id, c.idempotency_key, c.kind, c.period, c.person_id, c.cohort_id, c.platform, c.target, c.payload, c.attempts)
     )
-
-
-# One statement per status, with and without the platform filter.
-_CLAIM = {(status, some): _claim_statement(status, some) for status in ("sending", "verifying", "pending") for some in (False, True)}
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, platforms: Collection[str] | None = None) -> list[Claimed]:
@@ -128,88 +116,48 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int = 100, plat
     the rows it takes, not the whole backlog.
     """
     claimed: list[Claimed] = []
-    params: dict[str, Any] = {"now": now, "lease_until": now + CLAIM_LEASE}
-    if platforms is not None:
-        params["platforms"] = list(platforms)
     for status in ("sending", "verifying", "pending"):
         if len(claimed) >= limit:
             break
-        params["limit"] = limit - len(claimed)
         ambiguous = status != "pending"
         claimed += [
             Claimed(i, key, kind, period, person_id, cohort_id, platform, target, payload or {}, attempts, ambiguous)
             for i, key, kind, period, person_id, cohort_id, platform, target, payload, attempts in await session.execute(
-                _CLAIM[status, platforms is not None], params
+                _claim(status, now, limit - len(claimed), platforms)
             )
         ]
     return sorted(claimed, key=lambda c: c.id)
 
 
-async def mark_many(session: AsyncSession, outcomes: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-    """Record many outcomes at once: (delivery id, status, values) with status sent, pending
-    (a retry; values carry next_attempt_at), verifying (a retry that must first ask the
-    platform whether the last attempt arrived) or failed. The outcomes of one status carry
-    the same columns; one statement per status."""
-    table = Delivery.__table__
-    for status in ("sent", "pending", "verifying", "failed"):
-        group = [(i, values) for i, st, values in outcomes if st == status]
+@dataclass(slots=True)
+class Outcome:
+    """What became of one attempt at a claimed delivery. ``status`` is sent (with ``sent_at``
+    and ``message_ref``), pending (a retry at ``next_attempt_at``), verifying (a retry that
+    must first ask the platform whether the last attempt arrived) or failed."""
+
+    id: int
+    status: str
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    message_ref: dict[str, Any] | None = None
+    next_attempt_at: datetime | None = None
+
+
+# The columns each status sets besides status and last_error.
+_SETS = {"sent": ("sent_at", "message_ref"), "pending": ("next_attempt_at",), "verifying": ("next_attempt_at",), "failed": ()}
+
+
+async def mark_many(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+    """Record many outcomes at once: one UPDATE per set of columns, run as an executemany."""
+    table = _DELIVERIES
+    for columns in dict.fromkeys(_SETS.values()):
+        group = [o for o in outcomes if _SETS[o.status] == columns]
         if not group:
             continue
-        if status == "sent":
-            await _mark_sent_many(session, group)
-            continue
-        columns = sorted(group[0][1])
-        stmt = update(table).where(table.c.id == bindparam("b_id")).values(status=status, **{c: bindparam(f"b_{c}") for c in columns})
-        names = {c: f"b_{c}" for c in columns}
-        rows = []
-        for i, values in group:
-            row = {names[c]: v for c, v in values.items()}
-            row["b_id"] = i
-            rows.append(row)
-        await session.execute(stmt, rows)
-
-
-# Sent outcomes are nearly all a fan-out records, thousands a second: one statement reads
-# them from a single JSON parameter, which the database unpacks, instead of an executemany
-# whose per-row parameter handling in Python costs more than the send's own bookkeeping.
-# Written per dialect because SQLAlchemy has no portable "UPDATE ... FROM json rows".
-_MARK_SENT = {
-    "postgresql": text(
-        "UPDATE deliveries SET status = 'sent', sent_at = v.sent_at, message_ref = v.ref, last_error = v.error "
-        "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id bigint, sent_at timestamptz, ref json, error text) "
-        "WHERE deliveries.id = v.id"
-    ),
-    "sqlite": text(
-        "UPDATE deliveries SET status = 'sent', sent_at = json_extract(v.value, '$.sent_at'), "
-        "message_ref = json_extract(v.value, '$.ref'), last_error = json_extract(v.value, '$.error') "
-        "FROM json_each(:rows) AS v WHERE deliveries.id = json_extract(v.value, '$.id')"
-    ),
-}
-
-
-async def _mark_sent_many(session: AsyncSession, group: list[tuple[int, dict[str, Any]]]) -> None:
-    dialect = session.bind.dialect.name
-    rows = [
-        {"id": i, "sent_at": json_time(dialect, values["sent_at"]), "ref": values["message_ref"], "error": values["last_error"]}
-        for i, values in group
-    ]
-    await session.execute(_MARK_SENT[dialect], {"rows": json.dumps(rows)})
-
-
-async def mark_sent(session: AsyncSession, delivery_id: int, now: datetime, message_ref: dict[str, Any] | None) -> None:
-    await session.execute(
-        update(Delivery).where(Delivery.id == delivery_id).values(status="sent", sent_at=now, message_ref=message_ref, last_error=None)
-    )
-
-
-async def mark_failed(session: AsyncSession, delivery_id: int, reason: str, retry_at: datetime | None = None) -> None:
-    """Permanently failed, or (with ``retry_at``) back to pending for another attempt."""
-    values: dict[str, Any] = {"last_error": reason[:1000]}
-    if retry_at is None:
-        values["status"] = "failed"
-    else:
-        values.update(status="pending", next_attempt_at=retry_at)
-    await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+        # The parameters are prefixed: SQLAlchemy reserves a column's own name for its SET clause.
+        names = ("status", "last_error", *columns)
+        stmt = update(table).where(table.c.id == bindparam("p_id")).values({name: bindparam(f"p_{name}") for name in names})
+        await session.execute(stmt, [{"p_id": o.id, **{f"p_{name}": getattr(o, name) for name in names}} for o in group])
 
 
 async def message_ref_for(session: AsyncSession, key: str) -> dict[str, Any] | None:
@@ -230,7 +178,8 @@ async def touches(session: AsyncSession, cohort_id: int, periods: Collection[str
     )
     found: dict[tuple[int, str], dict[str, datetime]] = {}
     for person_id, period, kind, at in rows:
-        found.setdefault((person_id, period), {})[kind] = at if at.tzinfo else at.replace(tzinfo=UTC)
+        if person_id is not None:  # always set for member touches; the column allows NULL for channel deliveries
+            found.setdefault((person_id, period), {})[kind] = at if at.tzinfo else at.replace(tzinfo=UTC)
     return found
 
 

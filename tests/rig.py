@@ -13,18 +13,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from bot.app import App, build
-from bot.checkins import deliver_outbox, enqueue_checklists
+from bot.checkins import deliver_outbox
+from bot.files import load_program
+from bot.jobs import tick
 from bot.settings import Settings
 from bot.web import make_web_app
-from nudges.program import load_program
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage import people
+from storage.db import Database
 from storage.models import AuditEntry, Base, Person
 from storage.programs import save_program
 from tests.fakes.bot_connector import FakeBotConnector, personal_conversation, personal_install, running_fake_connector, text_message
@@ -135,9 +139,22 @@ class Rig:
                 await people.set_consent(session, person.id, "accepted", at)
 
     async def deliver_checklists(self, at: datetime = MONDAY) -> None:
+        """What the scheduler queues on the Monday morning of ``at``'s week (consent requests,
+        checklists), sent."""
         program = await self.app.programs.get()
-        await enqueue_checklists(self.db, program, IsoWeek.of(at), at)
-        await deliver_outbox(self.db, program, self.app.chats, at)
+        await deliver_outbox(self.db, program, self.app.chats, max(at, await tick_monday_mornings(self.db, program, at)))
+
+
+async def tick_monday_mornings(db: Database, program: Program, at: datetime = MONDAY) -> datetime:
+    """Run the scheduler's tick at 09:00 on the Monday of ``at``'s week in each member's time
+    zone, when it queues their checklist (or first their consent request); returns the last
+    of those instants, by which everything queued is due."""
+    monday = IsoWeek.of(at).monday()
+    zones = {member.timezone for cohort in program.cohorts for member in cohort.members}
+    instants = sorted(datetime(monday.year, monday.month, monday.day, 9, tzinfo=ZoneInfo(zone)).astimezone(UTC) for zone in zones)
+    for instant in instants:
+        await tick(db, program, instant)
+    return instants[-1]
 
 
 @asynccontextmanager

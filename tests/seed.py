@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
-from nudges.program import Program, load_program, parse_program
+from bot.files import load_program
+from nudges.program import Program, parse_program
 from storage.db import Database
 from storage.models import Cohort, Consent, Membership, Person
 from storage.programs import save_program

@@ -30,6 +30,7 @@ from adapters.base import Click, DeliveryError, Inbound, Reply, Submission, Text
 from adapters.slack.blocks import BUTTON_ACTION_PREFIX, NOTE_CALLBACK, NOTE_LIMIT, escape, note_modal
 from adapters.slack.chat import InstalledWorkspaces, SingleWorkspace, SlackChat, Tokens, click_event_id, make_client, member_id
 from adapters.slack.payloads import MalformedRequest, parse_request
+from adapters.slack.scopes import BOT_SCOPES
 from nudges.checklist import AnswerError, ChoiceRef
 from nudges.review import is_edit_button
 
@@ -43,7 +44,7 @@ bolt_log.setLevel(logging.WARNING)
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 MAX_AGE = 5 * 60
 
-SCOPES = ["chat:write", "im:write", "im:history", "users:read", "users:read.email", "commands", "files:write"]
+SCOPES = list(BOT_SCOPES)  # what the OAuth install asks for: the manifest's scopes (adapters/slack/scopes.py)
 # Table names the OAuth stores use in our database (created by our migrations).
 BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE = "workspace_bots", "workspace_installations", "oauth_states"
 

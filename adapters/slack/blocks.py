@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
-from nudges.messages import Context, Header, Image, Message, Section
+from nudges.messages import Block, Context, Header, Image, Message, Section
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -37,36 +36,39 @@ def _plain(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": _clip(text, limit) or " ", "emoji": True}
 
 
-@functools.lru_cache(maxsize=512)
 def to_blocks(message: Message) -> list[dict[str, Any]]:
-    """Block Kit blocks for a message; never more than Slack's 50.
-
-    Cached: a weekly fan-out sends the same checklist to thousands of members, and messages
-    are immutable. Callers must not modify the returned list.
-    """
-    blocks: list[dict[str, Any]] = []
-    for block in message.blocks:
-        if isinstance(block, Header):
-            blocks.append({"type": "header", "text": _plain(block.text, MAX_HEADER_TEXT)})
-        elif isinstance(block, Section):
-            if block.text:
-                blocks.append({"type": "section", "text": _mrkdwn(block.text)})
-            if block.choices:
-                actions: dict[str, Any] = {
-                    "type": "actions",
-                    "elements": [_button(i, c.label, c.value, c.selected) for i, c in enumerate(block.choices[:MAX_BUTTONS])],
-                }
-                if block.block_id:
-                    actions["block_id"] = block.block_id
-                blocks.append(actions)
-        elif isinstance(block, Context):
-            blocks.append({"type": "context", "elements": [_mrkdwn(block.text)]})
-        elif isinstance(block, Image) and block.url:
-            blocks.append({"type": "image", "image_url": block.url, "alt_text": _clip(block.alt, 2000)})
-        elif isinstance(block, Image):
-            blocks.append({"type": "context", "elements": [_mrkdwn(f"(chart: {block.alt})")]})
+    """Block Kit blocks for a message; never more than Slack's 50."""
+    blocks = [rendered for block in message.blocks for rendered in _rendered(block)]
     if len(blocks) > MAX_BLOCKS:
-        blocks = blocks[: MAX_BLOCKS - 1] + [{"type": "context", "elements": [_mrkdwn("(shortened: the rest did not fit in one message)")]}]
+        blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_mrkdwn("(shortened: the rest did not fit in one message)")]}]
+    return blocks
+
+
+def _rendered(block: Block) -> list[dict[str, Any]]:
+    """The Block Kit blocks of one neutral block (a section with buttons becomes two)."""
+    if isinstance(block, Header):
+        return [{"type": "header", "text": _plain(block.text, MAX_HEADER_TEXT)}]
+    if isinstance(block, Section):
+        return _section(block)
+    if isinstance(block, Context):
+        return [{"type": "context", "elements": [_mrkdwn(block.text)]}]
+    if block.url:
+        return [{"type": "image", "image_url": block.url, "alt_text": _clip(block.alt, 2000)}]
+    return [{"type": "context", "elements": [_mrkdwn(f"(chart: {block.alt})")]}]
+
+
+def _section(section: Section) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if section.text:
+        blocks.append({"type": "section", "text": _mrkdwn(section.text)})
+    if section.choices:
+        actions: dict[str, Any] = {
+            "type": "actions",
+            "elements": [_button(i, c.label, c.value, c.selected) for i, c in enumerate(section.choices[:MAX_BUTTONS])],
+        }
+        if section.block_id:
+            actions["block_id"] = section.block_id
+        blocks.append(actions)
     return blocks
 
 
@@ -82,24 +84,21 @@ def _button(index: int, label: str, value: str, selected: bool) -> dict[str, Any
     return button
 
 
-@functools.lru_cache(maxsize=512)
 def blocks_json(message: Message) -> str:
     """``to_blocks`` as the JSON text the Web API takes for ``blocks`` (it accepts a string
-    wherever it accepts the list): serialized once per message rather than once per send,
-    and slack_sdk passes a string through without walking it for its own block objects."""
+    wherever it accepts the list; slack_sdk passes a string through without walking it for
+    its own block objects)."""
     return json.dumps(to_blocks(message), separators=(",", ":"))
 
 
-@functools.lru_cache(maxsize=512)
 def fallback_text(message: Message) -> str:
-    """The notification text; escaped like everything else (once per message, as its blocks)."""
+    """The notification text; escaped like everything else."""
     return _clip(escape(message.text), MAX_FALLBACK_TEXT)
 
 
-@functools.lru_cache(maxsize=512)
 def uploads(message: Message) -> tuple[Image, ...]:
     """The charts a message carries as PNG bytes, to upload with it (Block Kit shows only
-    hosted images); found once per message, as its blocks are."""
+    hosted images)."""
     return tuple(b for b in message.blocks if isinstance(b, Image) and b.data)
 
 

@@ -42,31 +42,20 @@ def parse_request(raw: bytes, query: str, headers: Mapping[str, str]) -> AsyncBo
         request = AsyncBoltRequest(body=body, query=query, headers=dict(headers))
     except MALFORMED as exc:
         raise MalformedRequest(f"bolt cannot read the body ({exc.__class__.__name__})") from None
-    problem = shape_problem(request.body, may_hold_nul=_may_hold_nul(raw))
+    problem = shape_problem(request.body)
     if problem is not None:
         raise MalformedRequest(problem)
     return request
 
 
-def _may_hold_nul(raw: bytes) -> bool:
-    """Whether a NUL could be in the parsed body: as itself, form-encoded (%00), as a JSON
-    escape (\\u0000, its backslash encoded in either case or not), or spelled with needlessly
-    encoded letters (%75 for u, %30 for 0; form encoders leave them be; digits have no case).
-    Walking every parsed field costs more than the rest of the shape check, and almost no body
-    has any of these. (The escape's backslash is part of the sign: "u0000" alone is in user
-    names like u00001.)"""
-    return any(sign in raw for sign in (b"\x00", b"%00", b"\\u0000", b"%5Cu0000", b"%5cu0000", b"%30", b"%75"))
-
-
-def shape_problem(body: Any, may_hold_nul: bool = True) -> str | None:
-    """Why ``body`` (as bolt parsed it) is not shaped as Slack sends it, or None.
-    ``may_hold_nul=False`` (the raw body shows no sign of one) skips the NUL search."""
+def shape_problem(body: Any) -> str | None:
+    """Why ``body`` (as bolt parsed it) is not shaped as Slack sends it, or None."""
     if not isinstance(body, dict):
         return "the body is not a JSON object"
     for key in _OBJECTS:
         if (body.get(key) is not None or (key in _NEVER_NULL and key in body)) and not isinstance(body[key], dict):
             return f"{key} is not an object"
-    if may_hold_nul and holds_nul(body):
+    if holds_nul(body):
         # Slack never sends one, and PostgreSQL refuses it in any text, even a lookup.
         return "a field holds a NUL character"
     kind = body.get("type")
@@ -128,16 +117,9 @@ def _view(body: dict[str, Any]) -> str | None:
         return "view.callback_id or view.type is missing"
     if not isinstance((body.get("user") or {}).get("id"), str):
         return "user.id is missing"
-    metadata = view.get("private_metadata")
-    if metadata is not None and not isinstance(metadata, str):
-        return "view.private_metadata is not text"
-    if metadata:
-        try:
-            parsed = json.loads(metadata)
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            return "view.private_metadata is not the JSON object Reinforce put there"
+    problem = _metadata(view.get("private_metadata"))
+    if problem is not None:
+        return problem
     node: Any = view
     for key in ("state", "values", "note", "text"):  # the note dialog's input, read by the listener
         node = node.get(key) if isinstance(node, dict) else None
@@ -148,6 +130,20 @@ def _view(body: dict[str, Any]) -> str | None:
     for key in ("id", "hash"):
         if not _text_or_absent(view, (key,)):
             return f"view.{key} is not text"
+    return None
+
+
+def _metadata(metadata: Any) -> str | None:
+    """The note dialog's private_metadata: absent, or the JSON object Reinforce put there."""
+    if metadata is not None and not isinstance(metadata, str):
+        return "view.private_metadata is not text"
+    if metadata:
+        try:
+            parsed = json.loads(metadata)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return "view.private_metadata is not the JSON object Reinforce put there"
     return None
 
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from adapters.llm import STAY_ON_TOPIC, LlmError, OpenAiLlm, extract_json_object
+from bot.files import load_scenarios
 from nudges.rehearsal import Rehearsal, Usage, review_flags
-from nudges.scenarios import CRITERIA, Scenario, load_scenarios, stakeholder_prompt
+from nudges.scenarios import CRITERIA, Scenario, stakeholder_prompt
 from tests.fakes.openai_server import FakeOpenAI, fake_openai
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "scenarios.yaml"

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from adapters.rubric import RubricCoach, score_pitch, scripted_reply
+from bot.files import load_scenarios
 from nudges.rehearsal import Feedback, Rehearsal, Usage, quote_is_real, render_feedback, review_flags
 from nudges.review import initial_status
-from nudges.scenarios import CRITERIA, Scenario, load_scenarios
+from nudges.scenarios import CRITERIA, Scenario
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "scenarios.yaml"
 

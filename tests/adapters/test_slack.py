@@ -18,18 +18,19 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from bot.app import App, build
-from bot.checkins import deliver_outbox, enqueue_checklists
+from bot.checkins import deliver_outbox
+from bot.files import load_program
 from bot.programs import resolve_members
 from bot.settings import Settings
 from bot.web import make_web_app
 from nudges.messages import Message
-from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database
 from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote, Person
 from storage.programs import save_program
 from tests.fakes.slack import FakeSlack, block_action, interaction_body, running_fake_slack, sign
+from tests.rig import tick_monday_mornings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 SECRET = "test-signing-secret"
@@ -94,8 +95,7 @@ async def _deliver_checklists(rig: Rig, consent: bool = True) -> None:
         async with rig.db.session() as session:
             for person in (await session.scalars(select(Person))).all():
                 await people.set_consent(session, person.id, "accepted", MONDAY)
-    await enqueue_checklists(rig.db, program, WEEK, MONDAY)
-    await deliver_outbox(rig.db, program, rig.app.chats, MONDAY)
+    await deliver_outbox(rig.db, program, rig.app.chats, await tick_monday_mornings(rig.db, program, MONDAY))
 
 
 def _dm_of(rig: Rig, user: str) -> tuple[str, str, dict]:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.slack.blocks import note_modal
-from adapters.slack.payloads import MalformedRequest, _may_hold_nul, parse_request, shape_problem
+from adapters.slack.payloads import MalformedRequest, parse_request, shape_problem
 from tests.fakes.slack import block_action, interaction_body
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -116,7 +116,8 @@ def test_any_body_parses_or_is_malformed_and_nothing_else(raw: bytes, content_ty
     try:
         parse_request(raw, "", {"Content-Type": content_type})
     except MalformedRequest as exc:
-        assert raw.decode("utf-8", "replace")[:20] not in str(exc) or len(raw) < 3  # the reason does not echo the body
+        # The reason does not echo the body (a body of a few bytes may spell one of its words: "bod").
+        assert raw.decode("utf-8", "replace")[:20] not in str(exc) or len(raw) < 8
 
 
 @pytest.mark.parametrize(
@@ -125,15 +126,12 @@ def test_any_body_parses_or_is_malformed_and_nothing_else(raw: bytes, content_ty
     ids=["form", "escaped", "escaped-lower-case", "raw-escape", "letters-encoded", "lower-case", "raw-backslash-encoded-u"],
 )
 def test_a_nul_however_it_is_encoded_is_refused_before_the_database(spelled: str) -> None:
-    """The NUL search is skipped for bodies whose raw bytes show no sign of one: every way of
-    writing one must show."""
     clean = interaction_body({**CLICK, "actions": [{**CLICK["actions"][0], "value": "answerNULHERE"}]})
-    with pytest.raises(MalformedRequest, match="NUL|cannot read"):  # a raw NUL is not even JSON
+    with pytest.raises(MalformedRequest, match=r"NUL|cannot read"):  # a raw NUL is not even JSON
         parse_request(clean.replace("NULHERE", spelled).encode(), "", FORM)
 
 
-def test_a_user_name_like_u00001_is_no_sign_of_a_nul() -> None:
-    """Only the escape's backslash makes "u0000" a sign: a name that merely contains it does
-    not send every click of that user through the NUL search."""
+def test_a_user_name_like_u00001_is_not_taken_for_a_nul() -> None:
     body = interaction_body({**CLICK, "user": {**CLICK["user"], "username": "u00001"}})
-    assert "u00001" in body and not _may_hold_nul(body.encode())
+    assert "u00001" in body
+    assert parse_request(body.encode(), "", FORM).body["user"]["username"] == "u00001"

@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from adapters.base import Click, DeliveryError, Recipient
 from adapters.teams.app import TeamsAdapter
 from bot.app import App, build
-from bot.checkins import deliver_outbox, enqueue_checklists, record_answers
+from bot.checkins import deliver_outbox, record_answers
+from bot.files import load_program
 from bot.settings import Settings
 from bot.web import make_web_app
 from nudges.checklist import ChoiceRef
 from nudges.messages import Context, Header, Image, Message, Section
-from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.addresses import AddressBook
@@ -41,6 +41,7 @@ from tests.fakes.bot_connector import (
     team_install,
     text_message,
 )
+from tests.rig import tick_monday_mornings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 TENANT = "tenant-0001"
@@ -101,10 +102,12 @@ async def rig(db: Database, db_url: str) -> AsyncIterator[Rig]:
         await server.close()
 
 
-async def _deliver(rig: Rig, now: datetime = MONDAY) -> None:
+async def _deliver(rig: Rig, now: datetime = MONDAY) -> datetime:
+    """The week's consent requests and checklists, queued by the scheduler and sent; returns when they were sent."""
     program = await rig.app.programs.get()
-    await enqueue_checklists(rig.db, program, IsoWeek.of(now), now)
-    await deliver_outbox(rig.db, program, rig.app.chats, now)
+    sent_at = max(now, await tick_monday_mornings(rig.db, program, now))
+    await deliver_outbox(rig.db, program, rig.app.chats, sent_at)
+    return sent_at
 
 
 async def _consented_checklist(rig: Rig, email: str = "carla@example.com") -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -406,14 +409,14 @@ async def test_connector_errors_become_permanent_rate_limited_or_transient_deliv
 async def test_a_throttled_delivery_is_retried_after_retry_after(rig: Rig) -> None:
     await rig.install("rosa@example.com")
     rig.fake.fail("send", 429, retry_after=30)
-    await _deliver(rig)
+    sent_at = await _deliver(rig)
     async with rig.db.session() as session:
         delivery = await session.scalar(
             select(Delivery).where(
                 Delivery.kind == "consent", Delivery.person_id == (await people.by_email(session, "rosa@example.com")).id
             )
         )
-    assert delivery.status == "pending" and delivery.next_attempt_at == MONDAY + timedelta(seconds=30)
+    assert delivery.status == "pending" and delivery.next_attempt_at == sent_at + timedelta(seconds=30)
 
 
 async def test_a_member_who_never_installed_the_app_is_not_found(rig: Rig) -> None:
@@ -468,7 +471,7 @@ async def test_one_digest_counts_slack_and_teams_members_of_a_cohort(rig: Rig) -
         )
         for p in answering
     ]
-    assert {o.status for o in await record_answers(rig.db, program, clicks)} == {"recorded"}
+    assert {o.status for o in await record_answers(rig.db, program, [(c, ChoiceRef.decode(c.value)) for c in clicks])} == {"recorded"}
     digest = await cohort_digest(rig.db, program, "pilot-a", WEEK)
     huddle = next(b for b in digest.behaviors if b.key == "decision_huddle")
     assert (huddle.this_week.n, huddle.this_week.value) == (6, 1.0)  # 3 from Slack, 3 from Teams, shown (>= 5)

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from adapters.base import Recipient
 from adapters.teams.app import TeamsAdapter
 from bot.app import App, build
+from bot.files import load_program
 from bot.settings import Settings
 from bot.web import make_web_app
 from nudges.messages import Message
-from nudges.program import load_program
 from storage.addresses import AddressBook
 from storage.db import Database
 from storage.models import AuditEntry, ConversationRef, Person

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from adapters.teams.cards import MAX_CARD_BYTES, card_bytes, escape, parse_submit, to_card
+from bot.files import load_program
 from nudges.checklist import ChoiceRef, build_checklist, checklist_message
 from nudges.consent import ACCEPT, DECLINE
 from nudges.messages import Choice, Context, Header, Image, Message, Section
-from nudges.program import load_program
 from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nudges.program import load_program
+from bot.files import load_program
 from storage.db import Database, upgrade
 from tests.bot.test_digests import EXAMPLE, answer_every_week, load
 

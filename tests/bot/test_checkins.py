@@ -10,13 +10,16 @@ from sqlalchemy import func, select
 
 from adapters.base import Click
 from adapters.console import ConsoleChat
-from bot.checkins import deliver_outbox, enqueue_checklists, record_answer, record_answers
-from nudges.program import Program, load_program
+from bot.checkins import AnswerOutcome, deliver_outbox, record_answers
+from bot.files import load_program
+from nudges.checklist import ChoiceRef
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage import people
 from storage.db import Database
 from storage.models import BehaviorSignal, CheckinAnswer, Consent, Delivery, Person
 from storage.programs import save_program
+from tests.rig import tick_monday_mornings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 MONDAY = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -43,8 +46,11 @@ async def _count(db: Database, model: type) -> int:
 
 
 async def _deliver_week(db: Database, program: Program, chat: ConsoleChat) -> None:
-    await enqueue_checklists(db, program, WEEK, MONDAY)
-    await deliver_outbox(db, program, {"slack": chat, "teams": chat}, MONDAY)
+    await deliver_outbox(db, program, {"slack": chat, "teams": chat}, await tick_monday_mornings(db, program, MONDAY))
+
+
+async def _answer(db: Database, program: Program, click: Click) -> AnswerOutcome:
+    return (await record_answers(db, program, [(click, ChoiceRef.decode(click.value))]))[0]
 
 
 def _first_message_to(chat: ConsoleChat, email: str) -> str:
@@ -84,7 +90,7 @@ async def test_same_click_delivered_three_times_records_one_answer(db: Database,
     await _deliver_week(db, program, chat)
     email = program.cohorts[0].members[0].email
     click = chat.click(_first_message_to(chat, email), "q:decision_huddle", "Yes", MONDAY + timedelta(minutes=3))
-    outcomes = [await record_answer(db, program, click) for _ in range(3)]
+    outcomes = [await _answer(db, program, click) for _ in range(3)]
     assert [o.status for o in outcomes] == ["recorded", "duplicate", "duplicate"]
     assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal)) == (1, 1)
     async with db.session() as session:
@@ -97,15 +103,15 @@ async def test_changing_an_answer_keeps_the_last_one_and_updates_the_message(db:
     await _consent_all(db)
     await _deliver_week(db, program, chat)
     mid = _first_message_to(chat, program.cohorts[0].members[0].email)
-    await record_answer(db, program, chat.click(mid, "q:decision_huddle", "No", MONDAY + timedelta(minutes=1)))
-    outcome = await record_answer(db, program, chat.click(mid, "q:decision_huddle", "Partly", MONDAY + timedelta(minutes=2)))
+    await _answer(db, program, chat.click(mid, "q:decision_huddle", "No", MONDAY + timedelta(minutes=1)))
+    outcome = await _answer(db, program, chat.click(mid, "q:decision_huddle", "Partly", MONDAY + timedelta(minutes=2)))
     async with db.session() as session:
         assert (await session.execute(select(CheckinAnswer.value))).scalars().all() == ["partly"]
         assert (await session.execute(select(BehaviorSignal.value))).scalars().all() == [0.5]
     assert "[x] Partly" in outcome.message.plain() and "[x] No" not in outcome.message.plain()
 
 
-@pytest.mark.parametrize("together", [False, True], ids=["apart", "in-one-batch"])
+@pytest.mark.parametrize("together", [False, True], ids=["apart", "in-one-request"])
 async def test_an_older_click_arriving_late_changes_nothing_and_shows_the_newer_answer(
     db: Database, program: Program, together: bool
 ) -> None:
@@ -115,10 +121,10 @@ async def test_an_older_click_arriving_late_changes_nothing_and_shows_the_newer_
     mid = _first_message_to(chat, program.cohorts[0].members[0].email)
     older = chat.click(mid, "q:decision_huddle", "No", MONDAY + timedelta(minutes=1))
     newer = chat.click(mid, "q:decision_huddle", "Partly", MONDAY + timedelta(minutes=2))
-    if together:  # a retry of the older click lands in the same batch, after the newer one
-        outcomes = await record_answers(db, program, [newer, older])
+    if together:  # a retry of the older click lands in the same request (a card), after the newer one
+        outcomes = await record_answers(db, program, [(click, ChoiceRef.decode(click.value)) for click in (newer, older)])
     else:
-        outcomes = [await record_answer(db, program, click) for click in (older, newer, older)][1:]
+        outcomes = [await _answer(db, program, click) for click in (older, newer, older)][1:]
     assert [o.status for o in outcomes] == ["recorded", "duplicate"]
     async with db.session() as session:
         assert (await session.execute(select(CheckinAnswer.value, CheckinAnswer.event_id))).all() == [("partly", newer.event_id)]
@@ -133,7 +139,7 @@ async def test_three_answers_thank_the_member_with_their_streak(db: Database, pr
     mid = _first_message_to(chat, program.cohorts[0].members[0].email)
     at = MONDAY + timedelta(minutes=1)
     for block in ("q:decision_huddle", "q:escalate_24h", "q:specific_feedback"):
-        outcome = await record_answer(db, program, chat.click(mid, block, "Yes", at))
+        outcome = await _answer(db, program, chat.click(mid, block, "Yes", at))
     assert "Thank you, all three answered. That is 1 week in a row." in outcome.message.plain()
 
 
@@ -146,7 +152,7 @@ async def test_a_click_from_someone_without_consent_stores_nothing(db: Database,
     async with db.session() as session:
         person = await people.by_email(session, email)
         await people.set_consent(session, person.id, "withdrawn", MONDAY)
-    outcome = await record_answer(db, program, click)
+    outcome = await _answer(db, program, click)
     assert outcome.status == "refused" and "not agreed" in outcome.reply
     assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal)) == (0, 0)
 
@@ -159,7 +165,7 @@ async def test_pressing_a_button_on_another_cohorts_checklist_is_refused(db: Dat
     wave_member = program.cohorts[1].members[0]
     click = chat.click(_first_message_to(chat, pilot_member), "q:decision_huddle", "Yes", MONDAY)
     forged = Click(wave_member.platform, "forged-1", f"console:{wave_member.email}", click.value, MONDAY)
-    outcome = await record_answer(db, program, forged)
+    outcome = await _answer(db, program, forged)
     assert outcome.status == "refused" and "not part of" in outcome.reply
     assert await _count(db, CheckinAnswer) == 0
 
@@ -167,7 +173,6 @@ async def test_pressing_a_button_on_another_cohorts_checklist_is_refused(db: Dat
 @pytest.mark.parametrize(
     ("value", "reply"),
     [
-        ("garbage", "not from a current Reinforce checklist"),
         ("answer|no-such-cohort|2026-W02|decision_huddle|yes", "not from a current Reinforce checklist"),
         ("answer|pilot-a|2026-W02|one_on_ones|2", "not on your checklist"),
         ("answer|pilot-a|2026-W02|decision_huddle|maybe", "'maybe' is not an answer"),
@@ -181,6 +186,6 @@ async def test_invalid_answers_are_refused_with_a_reason_and_store_nothing(db: D
     async with db.session() as session:
         person = await people.by_email(session, member.email)
         person.platform_user_id = "U1"
-    outcome = await record_answer(db, program, Click(member.platform, "e1", "U1", value, MONDAY))
+    outcome = await _answer(db, program, Click(member.platform, "e1", "U1", value, MONDAY))
     assert outcome.status == "refused" and reply in outcome.reply
     assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal)) == (0, 0)

@@ -3,18 +3,24 @@ Retry-After, 503, timeouts after the message arrived, and permanent errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.base import ChatPort, Recipient
 from adapters.slack.chat import SingleWorkspace, SlackChat, make_client
 from bot.delivery import MAX_ATTEMPTS, Deliverer
+from bot.files import load_program
 from bot.ratelimit import TENANT_HEADROOM, Limits, RateLimiter
-from nudges.program import Program, load_program, parse_program
+from nudges.messages import Message
+from nudges.program import Program, parse_program
 from storage import outbox, people
 from storage.db import Database
 from storage.models import Delivery, Person
@@ -144,7 +150,7 @@ async def test_nothing_is_retried_forever(db: Database, fake: FakeSlack) -> None
     clock = Clock()
     await _drain(_deliverer(db, fake), program, clock, rounds=40)
     ((status, reason),) = (await _statuses(db)).values()
-    assert status == "failed" and reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
+    assert status == "failed" and reason is not None and reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
     assert len(fake.called("chat.postMessage")) == MAX_ATTEMPTS
 
 
@@ -165,20 +171,18 @@ async def test_outcomes_whose_commit_failed_are_recorded_before_giving_up(
     """The database refusing one commit must not leave sent messages looking unsent (their
     lease would run out and they would be sent again)."""
     program = await _program_with(db, 3)
-    fake.fail("chat.postMessage", hang=0.3, times=3)  # answered slowly: the outcomes come back together
-    real_mark, calls = outbox.mark_many, []
+    real_mark, failures = outbox.mark_many, [RuntimeError("the database went away for a moment")]
 
-    async def mark_once_failing(session, outcomes):
-        calls.append(len(outcomes))
-        if len(calls) == 1:
-            raise RuntimeError("the database went away for a moment")
+    async def mark_once_failing(session: AsyncSession, outcomes: Sequence[outbox.Outcome]) -> None:
+        if failures:
+            raise failures.pop()
         await real_mark(session, outcomes)
 
     monkeypatch.setattr(outbox, "mark_many", mark_once_failing)
     with pytest.raises(RuntimeError):
         await _deliverer(db, fake).deliver_due(program, Clock())
-    assert calls == [3, 3]
     assert {s for s, _e in (await _statuses(db)).values()} == {"sent"}
+    assert fake.delivered() == {"DU0": 1, "DU1": 1, "DU2": 1}
 
 
 def test_a_batch_is_what_the_slowest_pace_sends_in_half_a_lease(db: Database) -> None:
@@ -191,8 +195,7 @@ def test_a_batch_is_what_the_slowest_pace_sends_in_half_a_lease(db: Database) ->
 
 
 async def test_a_program_loaded_mid_week_is_what_later_checklists_show(db: Database, fake: FakeSlack) -> None:
-    """The engine renders each checklist variant once, but a reloaded program (a question
-    reworded) is not hidden behind what the earlier program rendered."""
+    """A reloaded program (a question reworded) is what the checklists sent after it show."""
     program = await _program_with(db, 2)
     deliverer = _deliverer(db, fake)
     async with db.session() as session:  # the second member's checklist is due later this week
@@ -209,17 +212,107 @@ async def test_a_program_loaded_mid_week_is_what_later_checklists_show(db: Datab
     assert "Did you run a decision huddle" in questions[0] and "Did you hold a decision huddle" in questions[1]
 
 
-async def test_with_nothing_due_a_round_claims_once(db: Database, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker asks again and again while idle: each round costs one claim, no more."""
+async def test_rows_not_due_yet_wait_for_their_time(db: Database, fake: FakeSlack) -> None:
     program = await _program_with(db, 2)
+    async with db.session() as session:
+        await session.execute(update(Delivery).where(Delivery.person_id == 2).values(next_attempt_at=T0 + timedelta(hours=1)))
     deliverer, clock = _deliverer(db, fake), Clock()
-    assert (await deliverer.deliver_due(program, clock)).sent == 2
-    real_claim, claims = outbox.claim_due, []
-
-    async def counting_claim(*args, **kwargs):
-        claims.append(1)
-        return await real_claim(*args, **kwargs)
-
-    monkeypatch.setattr(outbox, "claim_due", counting_claim)
+    assert (await deliverer.deliver_due(program, clock)).sent == 1
     assert (await deliverer.deliver_due(program, clock)).sent == 0
-    assert len(claims) == 1
+    clock.now += timedelta(hours=1)
+    assert (await deliverer.deliver_due(program, clock)).sent == 1
+    assert fake.delivered() == {"DU0": 1, "DU1": 1}
+
+
+class CountingChat:
+    """The real SlackChat, counting how many sends are under way at once."""
+
+    def __init__(self, chat: ChatPort) -> None:
+        self.chat, self.under_way, self.most = chat, 0, 0
+
+    async def resolve(self, email: str) -> str | None:
+        return await self.chat.resolve(email)
+
+    async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:
+        self.under_way += 1
+        self.most = max(self.most, self.under_way)
+        try:
+            return await self.chat.send(to, message, key)
+        finally:
+            self.under_way -= 1
+
+    async def find_sent(self, to: Recipient, key: str) -> dict[str, Any] | None:
+        return await self.chat.find_sent(to, key)
+
+    async def update(self, ref: dict[str, Any], message: Message) -> None:
+        await self.chat.update(ref, message)
+
+
+async def test_no_more_sends_are_under_way_at_once_than_the_concurrency_allows(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 10)
+    fake.fail("chat.postMessage", hang=0.2, times=10)  # every send takes a while: they overlap if they can
+    chat = CountingChat(_deliverer(db, fake).chats["slack"])
+    deliverer = Deliverer(db, {"slack": chat}, limiter=RateLimiter(Limits(per_conversation={}, per_tenant={})), concurrency=3)
+    assert (await deliverer.deliver_due(program, Clock())).sent == 10
+    assert chat.most == 3
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_stopped_worker_finishes_the_sends_under_way_and_records_them(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 6)
+    fake.fail("chat.postMessage", hang=0.5, times=6)
+    deliverer, clock = _deliverer(db, fake), Clock()
+    deliverer.concurrency = 2
+    delivering = asyncio.create_task(deliverer.deliver_due(program, clock))
+
+    async def two_under_way() -> bool:
+        return len(fake.called("chat.postMessage")) == 2
+
+    await _until(two_under_way)
+    delivering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await delivering
+    statuses = sorted(s for s, _e in (await _statuses(db)).values())
+    assert statuses == ["sending"] * 4 + ["sent"] * 2  # the rest stay leased to the stopped worker
+    assert len(fake.delivered()) == 2
+    # Once their lease runs out the rest go, after a check that they did not go already.
+    clock.now += outbox.CLAIM_LEASE + timedelta(seconds=1)
+    report = await deliverer.deliver_due(program, clock)
+    assert (report.sent, report.verified) == (4, 0)
+    assert len(fake.called("conversations.history")) == 4
+    assert set(fake.delivered().values()) == {1} and len(fake.delivered()) == 6
+
+
+async def test_a_message_sent_by_a_worker_that_crashed_is_verified_not_sent_again(db: Database, fake: FakeSlack) -> None:
+    program = await _program_with(db, 1)
+    deliverer, clock = _deliverer(db, fake), Clock()
+    async with db.session() as session:  # a worker leases the row, sends it, and dies before recording it
+        (row,) = await outbox.claim_due(session, T0)
+    await deliverer.chats["slack"].send(Recipient("slack", user_id="T1:U0"), Message(text="Your check-in"), key=row.key)
+    assert (await deliverer.deliver_due(program, clock)).finished == 0  # still leased: nobody else sends it
+    clock.now += outbox.CLAIM_LEASE + timedelta(seconds=1)
+    report = await deliverer.deliver_due(program, clock)
+    assert (report.verified, report.sent) == (1, 0)
+    assert fake.delivered() == {"DU0": 1}
+    assert [status for status, _e in (await _statuses(db)).values()] == ["sent"]
+
+
+async def test_slowly_paced_sends_are_recorded_as_they_go_not_when_the_batch_ends(db: Database, fake: FakeSlack) -> None:
+    """A crash mid-batch then leaves few sent messages looking unsent."""
+    program = await _program_with(db, 4)
+    chat = _deliverer(db, fake).chats["slack"]
+    deliverer = Deliverer(db, {"slack": chat}, limiter=RateLimiter(Limits(per_conversation={}, per_tenant={"slack": 2.0})))
+    delivering = asyncio.create_task(deliverer.deliver_due(program, Clock()))
+
+    async def some_recorded_while_others_wait() -> bool:
+        statuses = [s for s, _e in (await _statuses(db)).values()]
+        return "sent" in statuses and "sending" in statuses
+
+    await _until(some_recorded_while_others_wait)
+    assert (await delivering).sent == 4

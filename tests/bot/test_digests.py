@@ -13,13 +13,14 @@ from adapters.base import Click
 from bot.checkins import record_answers
 from bot.cli import main
 from bot.digests import DigestError, cohort_digest, digest_key, digest_message, queue_digest, scheduled_digest
+from bot.files import load_program
 from bot.jobs import tick
 from nudges.checklist import ChoiceRef
 from nudges.digest import Digest, render_text
 from nudges.digest_formats import figures
 from nudges.intervals import newcombe
 from nudges.messages import Image
-from nudges.program import Program, load_program
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage.db import Database
 from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion, WeekFigure
@@ -289,7 +290,7 @@ async def test_no_two_digests_of_a_week_differ_on_a_behavior_figure_as_answers_a
     for i, at in enumerate(arrivals):
         value = "yes" if (i * 5) % 7 < 4 else "no"
         ref = ChoiceRef("pilot-a", week, checklist[i // 12], value)
-        await record_answers(db, program, [Click("slack", f"click-{i}", f"T1:U{i % 12}", ref.encode(), at)])
+        await record_answers(db, program, [(Click("slack", f"click-{i}", f"T1:U{i % 12}", ref.encode(), at), ref)])
         asked = at + timedelta(minutes=1)
         seen.append(await cohort_digest(db, program, "pilot-a", week, asked))
         seen.append(await scheduled_digest(db, program, "pilot-a", IsoWeek.of(asked), asked))
@@ -315,8 +316,8 @@ async def test_the_tick_after_a_week_closed_stores_its_figures_before_anyone_ask
     program = await seed_slack_members(db, 6)
     week = IsoWeek(2026, 2)
     at = datetime(2026, 1, 6, 10, tzinfo=UTC)
-    clicks = [Click("slack", f"c{i}", f"T1:U{i}", ChoiceRef("pilot-a", week, HUDDLE, "yes").encode(), at) for i in range(6)]
-    await record_answers(db, program, clicks)
+    ref = ChoiceRef("pilot-a", week, HUDDLE, "yes")
+    await record_answers(db, program, [(Click("slack", f"c{i}", f"T1:U{i}", ref.encode(), at), ref) for i in range(6)])
     closes = program.cohort("pilot-a").closes_at(week)
 
     await tick(db, program, closes - timedelta(minutes=1))

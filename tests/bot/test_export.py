@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.export import HEADER, ExportError, Pseudonyms, export_signals
-from nudges.program import Program, load_program
+from bot.files import load_program
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 from storage.db import Database
 from storage.models import AuditEntry, Person

@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from adapters.slack.blocks import NOTE_CALLBACK
+from bot.files import load_program
 from nudges.checklist import AnswerError, ChoiceRef
-from nudges.program import ProgramError, load_program, parse_program
+from nudges.program import ProgramError, parse_program
 from storage.db import Database
 from storage.models import Consent, Person
 from tests.fakes.bot_connector import card_submit, personal_install, text_message

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.files import load_program
 from bot.jobs import tick
-from nudges.program import Program, load_program, parse_program
+from nudges.program import Program, parse_program
 from nudges.weeks import IsoWeek
 from storage import checkins, people
 from storage.db import Database
@@ -92,17 +93,7 @@ async def test_a_reminder_goes_only_to_those_who_have_not_answered(db: Database,
         cohort_id = (await people.participations(session, answered.id))[0].id
         week = IsoWeek.of(monday)
         for key in program.cohorts[0].checklist:
-            await checkins.save_answer(
-                session,
-                person_id=answered.id,
-                cohort_id=cohort_id,
-                week=week,
-                behavior_key=key,
-                value="yes",
-                signal=1.0,
-                answered_at=monday,
-                event_id=f"e-{key}",
-            )
+            await checkins.save_answers(session, [checkins.Answer(answered.id, cohort_id, week, key, "yes", 1.0, monday, f"e-{key}")])
     await tick(db, program, _local("2026-01-07", "14:30", "Europe/Lisbon"))
     reminded = {email for _k, email, _p in await _queued(db, "reminder")}
     assert answered.email not in reminded
@@ -116,16 +107,8 @@ async def test_coaching_nudges_go_to_members_with_answers_aimed_at_their_weakest
         member = (await session.scalars(select(Person).where(Person.timezone == "Europe/Lisbon").order_by(Person.id))).first()
         cohort_id = (await people.participations(session, member.id))[0].id
         for key, value, signal in (("decision_huddle", "yes", 1.0), ("escalate_24h", "no", 0.0), ("specific_feedback", "yes", 1.0)):
-            await checkins.save_answer(
-                session,
-                person_id=member.id,
-                cohort_id=cohort_id,
-                week=IsoWeek.of(monday),
-                behavior_key=key,
-                value=value,
-                signal=signal,
-                answered_at=monday,
-                event_id=f"e-{key}",
+            await checkins.save_answers(
+                session, [checkins.Answer(member.id, cohort_id, IsoWeek.of(monday), key, value, signal, monday, f"e-{key}")]
             )
     await tick(db, program, _local("2026-01-08", "10:30", "Europe/Lisbon"))
     async with db.session() as session:
@@ -183,16 +166,8 @@ async def test_not_for_me_is_stored_shown_and_counted_for_the_program_owner(db: 
         member.platform_user_id = "T1:U1"
         cohort_id = (await people.participations(session, member.id))[0].id
         for key, value, signal in (("decision_huddle", "yes", 1.0), ("escalate_24h", "no", 0.0), ("specific_feedback", "yes", 1.0)):
-            await checkins.save_answer(
-                session,
-                person_id=member.id,
-                cohort_id=cohort_id,
-                week=IsoWeek.of(monday),
-                behavior_key=key,
-                value=value,
-                signal=signal,
-                answered_at=monday,
-                event_id=f"e-{key}",
+            await checkins.save_answers(
+                session, [checkins.Answer(member.id, cohort_id, IsoWeek.of(monday), key, value, signal, monday, f"e-{key}")]
             )
     await tick(db, program, _local("2026-01-08", "10:30", "Europe/Lisbon"))
     async with db.session() as session:

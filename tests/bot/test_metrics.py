@@ -21,10 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App, build
 from bot.digests import queue_digest
+from bot.files import load_program
 from bot.programs import store_program
 from bot.settings import Settings
 from bot.web import make_web_app
-from nudges.program import load_program
 from nudges.weeks import IsoWeek
 from storage.db import upgrade
 from storage.outbox import Claimed

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from bot import programs
+from bot.files import load_program
 from bot.programs import ProgramSource, store_program
-from nudges.program import load_program, parse_program
+from nudges.program import parse_program
 from storage.db import Database
 from storage.programs import current_program
 

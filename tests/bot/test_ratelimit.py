@@ -53,3 +53,15 @@ def test_retry_after_holds_the_whole_workspace_but_no_other() -> None:
 def test_platforms_without_limits_never_wait() -> None:
     pace, _clock = limiter(Limits(per_conversation={}, per_tenant={}))
     assert {pace.reserve("slack", "T1", "T1:U1") for _ in range(100)} == {0}
+
+
+def test_a_retry_after_before_the_first_send_keeps_the_tenants_pace() -> None:
+    """A row checked with the platform after a crash can draw a 429 before anything was sent
+    to its tenant: the pause must not replace the tenant's pace with no pace at all."""
+    pace, clock = limiter(Limits(per_conversation={}, per_tenant={"teams": 30.0}))
+    pace.pause("teams", "tenant-a", 1.0)
+    assert pace.reserve("teams", "tenant-a", "conversation-0") == pytest.approx(1.0)
+    clock.now += 1.0
+    waits = [pace.reserve("teams", "tenant-a", f"conversation-{i}") for i in range(1, 100)]
+    # The pause spent the burst: from its end, one send per slot, the hundredth 99 slots after the first.
+    assert waits[-1] == pytest.approx(99 / (30.0 * TENANT_HEADROOM))

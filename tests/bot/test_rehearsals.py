@@ -16,11 +16,10 @@ from adapters.console import ConsoleChat
 from adapters.llm import OpenAiLlm
 from adapters.rubric import RubricCoach
 from bot.delivery import Deliverer
+from bot.files import load_program, load_scenarios
 from bot.inbound import InboundHandler
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
-from nudges.program import load_program
-from nudges.scenarios import load_scenarios
 from storage import people
 from storage.db import Database
 from storage.models import AuditEntry, Delivery, FeedbackReview, Person, RehearsalSession

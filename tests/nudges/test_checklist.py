@@ -12,17 +12,17 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.files import load_program
 from nudges.checklist import (
     ANSWERS,
     AnswerError,
-    ChecklistRenders,
     ChoiceRef,
     build_checklist,
     checklist_message,
     signal_value,
 )
 from nudges.messages import Context, Header, Message, Section
-from nudges.program import Program, load_program, parse_program
+from nudges.program import Program, parse_program
 from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
@@ -333,20 +333,3 @@ def test_the_members_note_and_status_are_shown_back_to_them(program: Program) ->
 
     assert "Your note (only you see it): Hard week" in contexts(message)
     assert "Skipped this week." in contexts(message)
-
-
-def test_renders_are_reused_per_variant_and_start_afresh_for_another_program() -> None:
-    program, renders = _example(), ChecklistRenders(limit=2)
-    week = str(FIRST_WEEK)
-    first = renders.checklist(program, "pilot-a", week, {"decision_huddle": "yes"}, 1)
-    assert renders.checklist(program, "pilot-a", week, {"decision_huddle": "yes"}, 1) is first
-    assert first == checklist_message(build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK), {"decision_huddle": "yes"}, 1)
-    assert renders.checklist(program, "pilot-a", week, {"decision_huddle": "no"}, 1) is not first
-    data = program.model_dump(mode="json")
-    data["behaviors"][0]["question"] = "Did you hold a decision huddle this week?"
-    reworded = parse_program(data, "test")
-    again = renders.checklist(reworded, "pilot-a", week, {"decision_huddle": "yes"}, 1)
-    assert "Did you hold a decision huddle" in again.plain() and "Did you run" not in again.plain()
-    for value in ("yes", "partly", "no"):  # past the limit, older variants are dropped, not kept forever
-        renders.checklist(reworded, "pilot-a", week, {"escalate_24h": value})
-    assert len(renders._messages) <= 2

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.files import load_program
 from nudges.coaching import (
     REPEAT_WEEKS,
     FeedbackError,
@@ -26,7 +27,7 @@ from nudges.coaching import (
     parse_nudge_id,
 )
 from nudges.messages import Context, Header, Section
-from nudges.program import Behavior, Program, load_program
+from nudges.program import Behavior, Program
 from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.files import load_program
 from nudges.digest import (
     Activity,
     BehaviorFigures,
@@ -24,7 +25,7 @@ from nudges.digest import (
 )
 from nudges.intervals import mean_difference, wilson
 from nudges.plan import PlanVersion
-from nudges.program import Program, load_program
+from nudges.program import Program
 from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.files import load_program
 from nudges.plan import PlanVersion, changed_fields, content_hash, next_version, snapshot
-from nudges.program import Program, load_program
+from nudges.program import Program
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 JAN = datetime(2026, 1, 16, 16, tzinfo=UTC)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from nudges.program import MAX_FILE_BYTES, Program, ProgramError, load_program, parse_program
+from bot.files import load_program
+from nudges.program import ProgramError, parse_program
 from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
@@ -53,14 +54,6 @@ def only_problem(data: Any, source: str = "bad.yaml") -> str:
     found = problems(data, source)
     assert len(found) == 1, found
     return found[0]
-
-
-def load_error(path: Path) -> str:
-    with pytest.raises(ProgramError) as caught:
-        load_program(str(path))
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 # --- the example file ---------------------------------------------------------------------
@@ -484,94 +477,6 @@ def test_content_that_is_not_a_mapping_is_rejected(not_a_mapping: Any) -> None:
 
     assert problem.startswith("bad.yaml: ")
     assert "must be a mapping" in problem
-
-
-# --- bad files on disk --------------------------------------------------------------------
-
-
-def test_a_valid_file_written_to_disk_loads(tmp_path: Path, data: dict[str, Any]) -> None:
-    path = tmp_path / "program.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-
-    assert isinstance(load_program(str(path)), Program)
-
-
-def test_problems_in_a_file_on_disk_name_its_path(tmp_path: Path, data: dict[str, Any]) -> None:
-    cohort(data, "pilot-a")["comparison"] = "pilot-a"
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-
-    message = load_error(path)
-
-    assert message.startswith(f"{path}: cohorts[pilot-a].comparison: ")
-
-
-def test_file_that_is_a_list_is_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "list.yaml"
-    path.write_text("- program\n- cohorts\n", encoding="utf-8")
-
-    message = load_error(path)
-
-    assert message.startswith(f"{path}: ")
-    assert "must be a mapping" in message
-
-
-def test_empty_file_is_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "empty.yaml"
-    path.write_text("", encoding="utf-8")
-
-    assert "must be a mapping" in load_error(path)
-
-
-def test_invalid_yaml_is_reported_with_its_line_number(tmp_path: Path) -> None:
-    path = tmp_path / "broken.yaml"
-    path.write_text(
-        "program: Pilot\nmin_group_size: 5\nbehaviors:\n  - key: [decision_huddle\ncohorts: []\n",
-        encoding="utf-8",
-    )
-
-    message = load_error(path)
-
-    assert message.startswith(f"{path}: not valid YAML at line 5")
-
-
-def test_invalid_yaml_in_given_text_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ProgramError) as caught:
-        load_program("inline.yaml", text="program: x\n  indented: wrongly\n")
-
-    assert str(caught.value).startswith("inline.yaml: not valid YAML at line 2")
-
-
-def test_missing_file_is_reported_as_unreadable(tmp_path: Path) -> None:
-    path = tmp_path / "nowhere.yaml"
-
-    message = load_error(path)
-
-    assert message.startswith(f"{path}: cannot read the file")
-
-
-def test_directory_is_reported_as_unreadable(tmp_path: Path) -> None:
-    message = load_error(tmp_path)
-
-    assert message.startswith(f"{tmp_path}: cannot read the file")
-
-
-def test_file_that_is_not_utf8_is_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.yaml"
-    path.write_bytes("program: Liderança\n".encode("latin-1"))
-
-    message = load_error(path)
-
-    assert message == f"{path}: the file is not UTF-8 text"
-
-
-def test_oversized_file_is_rejected_without_parsing(tmp_path: Path) -> None:
-    path = tmp_path / "huge.yaml"
-    path.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
-
-    message = load_error(path)
-
-    assert message.startswith(f"{path}: the file is larger than")
 
 
 def test_treatment_starts_belongs_to_a_comparison_cohort_and_not_before_it_starts(data: dict[str, Any]) -> None:

@@ -10,17 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.files import load_scenarios
 from nudges.program import ProgramError
-from nudges.scenarios import (
-    CRITERIA,
-    CRITERION_GUIDE,
-    ROLEPLAY_RULES,
-    ScenarioError,
-    feedback_prompt,
-    load_scenarios,
-    parse_scenarios,
-    stakeholder_prompt,
-)
+from nudges.scenarios import CRITERIA, CRITERION_GUIDE, ROLEPLAY_RULES, ScenarioError, feedback_prompt, parse_scenarios, stakeholder_prompt
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "scenarios.yaml"
 
@@ -65,7 +57,7 @@ def test_default_scenario_is_the_first_and_unknown_keys_name_the_known_ones() ->
 
     assert book.get().key == "vp-decision-huddles"
     assert book.get("peer-decision-rubric").stakeholder.role == "Platform team lead"
-    with pytest.raises(ScenarioError, match="no scenario 'nope'.*vp-decision-huddles, director-support-headcount"):
+    with pytest.raises(ScenarioError, match=r"no scenario 'nope'.*vp-decision-huddles, director-support-headcount"):
         book.get("nope")
 
 
@@ -103,8 +95,8 @@ def test_misspelled_key_is_named_by_scenario_key(data: dict[str, Any]) -> None:
     data["scenarios"][1]["stakeholder"]["objection"] = ["x"]
 
     assert (
-        only_problem(data)
-        == "bad.yaml: scenarios[director-support-headcount].stakeholder.objection: unknown key (check the spelling against examples/scenarios.yaml)"
+        only_problem(data) == "bad.yaml: scenarios[director-support-headcount].stakeholder.objection: "
+        "unknown key (check the spelling against examples/scenarios.yaml)"
     )
 
 
@@ -159,19 +151,6 @@ def test_every_problem_is_reported_on_its_own_line(data: dict[str, Any]) -> None
 
 def test_a_file_that_is_not_a_mapping_is_explained() -> None:
     assert only_problem(["a", "list"]) == "bad.yaml: the file must be a mapping with the key scenarios"
-
-
-def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text("scenarios:\n  - key: a\n    title: [unclosed\n", encoding="utf-8")
-
-    with pytest.raises(ScenarioError, match=r"s\.yaml: not valid YAML at line \d+"):
-        load_scenarios(str(path))
-
-
-def test_missing_file_is_explained(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="nothing.yaml: cannot read the file"):
-        load_scenarios(str(tmp_path / "nothing.yaml"))
 
 
 # --- prompts come from the scenario alone -------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, func, insert, select, update
 
-from nudges.program import load_program, parse_program
+from bot.files import load_program
+from nudges.program import parse_program
 from nudges.weeks import IsoWeek
 from storage import audit, checkins, lifecycle, outbox, people, rehearsals
 from storage.addresses import save as save_reference
@@ -71,7 +72,7 @@ async def seed(
             await checkins.save_answers(
                 session,
                 [
-                    checkins.AnswerRow(person.id, cohort_id, WEEK, behavior, "yes", 1.0, at, event)
+                    checkins.Answer(person.id, cohort_id, WEEK, behavior, "yes", 1.0, at, event)
                     for behavior, event in zip(("decision_huddle", "escalate_24h"), events, strict=True)
                 ],
             )

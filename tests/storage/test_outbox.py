@@ -6,16 +6,25 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from adapters.slack.chat import SingleWorkspace, SlackChat, make_client
+from bot.delivery import Deliverer
+from bot.files import load_program
+from nudges.messages import Message
 from storage import outbox
 from storage.db import Database
 from storage.models import Delivery
+from tests.fakes.slack import running_fake_slack
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-async def _enqueue(db: Database, key: str, due: datetime = T0) -> bool:
+async def _enqueue(db: Database, key: str, due: datetime = T0, target: str | None = None) -> bool:
     async with db.session() as session:
-        return await outbox.enqueue(session, key=key, kind="checklist", period="2026-W02", due_at=due, platform="slack")
+        return await outbox.enqueue(session, key=key, kind="note", period="2026-W02", due_at=due, platform="slack", target=target)
+
+
+async def _note(row: outbox.Claimed, now: datetime) -> Message:
+    return Message(text=f"A note for {row.key}")
 
 
 async def test_same_key_enqueued_twice_is_one_row(db: Database) -> None:
@@ -39,17 +48,23 @@ async def test_claimed_rows_are_not_claimed_again_until_the_lease_ends(db: Datab
 
 
 async def test_sent_and_failed_rows_are_never_claimed(db: Database) -> None:
-    for key in ("sent", "failed", "retry"):
-        await _enqueue(db, key)
-    async with db.session() as session:
-        rows = {d.key: d.id for d in await outbox.claim_due(session, T0)}
-        await outbox.mark_sent(session, rows["sent"], T0, {"ts": "1.2"})
-        await outbox.mark_failed(session, rows["failed"], "user not found")
-        await outbox.mark_failed(session, rows["retry"], "timeout", retry_at=T0 + timedelta(minutes=1))
+    for key in ("failed", "retry", "sent"):
+        await _enqueue(db, key, target=f"C{key}")
+    async with running_fake_slack() as fake:
+        # Sent one at a time, in the order of their ids: the first is refused for good, the
+        # second draws a server error (a retry), the third goes through.
+        fake.fail("chat.postMessage", error="channel_not_found")
+        fake.fail("chat.postMessage", status=503)
+        chat = SlackChat(make_client(fake.url, "xoxb-test", retries=0), SingleWorkspace("xoxb-test"))
+        deliverer = Deliverer(db, {"slack": chat}, concurrency=1, renderers={"note": _note})
+        report = await deliverer.deliver_due(load_program("examples/program.yaml"), lambda: T0)
+        landed = list(fake.messages)
+    assert (report.sent, report.retrying, report.failed) == (1, 1, 1)
     async with db.session() as session:
         later = [d.key for d in await outbox.claim_due(session, T0 + timedelta(days=1))]
         assert later == ["retry"]
-        assert await outbox.message_ref_for(session, "sent") == {"ts": "1.2"}
+        ref = await outbox.message_ref_for(session, "sent")
+    assert ref is not None and landed == [(ref["channel"], ref["ts"])] and ref["channel"] == "Csent"
 
 
 async def test_a_row_whose_lease_ran_out_mid_send_is_claimed_again_as_ambiguous(db: Database) -> None:
@@ -71,9 +86,9 @@ async def test_mark_many_records_sent_retry_and_failed_in_one_go(db: Database) -
         await outbox.mark_many(
             session,
             [
-                (ids["s"], "sent", {"sent_at": T0, "message_ref": {"ts": "1"}, "last_error": None}),
-                (ids["r"], "pending", {"next_attempt_at": T0 + timedelta(minutes=3), "last_error": "503"}),
-                (ids["f"], "failed", {"last_error": "channel_not_found"}),
+                outbox.Outcome(ids["s"], "sent", sent_at=T0, message_ref={"ts": "1"}),
+                outbox.Outcome(ids["r"], "pending", "503", next_attempt_at=T0 + timedelta(minutes=3)),
+                outbox.Outcome(ids["f"], "failed", "channel_not_found"),
             ],
         )
     async with db.session() as session:
@@ -83,7 +98,7 @@ async def test_mark_many_records_sent_retry_and_failed_in_one_go(db: Database) -
         "r": ("pending", "503"),
         "f": ("failed", "channel_not_found"),
     }
-    # Sent outcomes go through one JSON parameter: what comes back is what went in.
+    # What comes back is what went in: times as aware UTC datetimes, references as JSON.
     assert (rows["s"].sent_at, rows["s"].message_ref) == (T0, {"ts": "1"})
     assert rows["r"].next_attempt_at == T0 + timedelta(minutes=3)
 
@@ -97,14 +112,12 @@ async def test_many_sent_outcomes_keep_their_own_times_and_references(db: Databa
         await outbox.mark_many(
             session,
             [
-                (
+                outbox.Outcome(
                     ids[k],
                     "sent",
-                    {
-                        "sent_at": T0 + timedelta(microseconds=n * 1001),
-                        "message_ref": {"channel": "D1", "ts": f"{n}.000100", "note": "ü <&>"},
-                        "last_error": "already delivered" if n == 7 else None,
-                    },
+                    "already delivered" if n == 7 else None,
+                    sent_at=T0 + timedelta(microseconds=n * 1001),
+                    message_ref={"channel": "D1", "ts": f"{n}.000100", "note": "ü <&>"},
                 )
                 for n, k in enumerate(keys)
             ],

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from nudges.program import load_program, parse_program
+from bot.files import load_program
+from nudges.program import parse_program
 from storage.db import Database
 from storage.models import Cohort, Membership, Person, ProgramVersion
 from storage.programs import current_program, save_program
