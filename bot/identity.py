@@ -23,6 +23,7 @@ from storage.models import Person
 log = logging.getLogger(__name__)
 
 ROLES = ("admin", "sponsor", "coach", "participant")  # the order the load report groups them in
+ROLE_GROUPS = {"admin": "admins", "sponsor": "sponsors", "coach": "coaches", "participant": "participants"}
 NOT_FOUND = {
     "slack": "no member of the Slack workspace(s) has this email",
     "teams": "not among the people who installed the Teams app, nor in a team that has it",

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from bot.identity import ROLES, Unlinked
+from bot.identity import ROLE_GROUPS, ROLES, Unlinked
 from nudges.program import Program, ProgramError
 from storage import audit, people
 from storage.db import Database
@@ -41,7 +41,7 @@ def load_report(source: str, program: Program, saved: SavedProgram, unlinked: li
         for role in ROLES:
             group = [u for u in unlinked if u.roles[0] == role]
             if group:
-                lines.append(f"  {role}s:")
+                lines.append(f"  {ROLE_GROUPS[role]}:")
                 lines += [f"    {u.email}: {u.reason}" for u in group]
     return lines
 

@@ -217,8 +217,8 @@ class SlackAdapter:
 
     async def _on_user_change(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """A workspace admin deactivated a member: the application lets their account go."""
-        user = event.get("user") if isinstance(event.get("user"), dict) else {}
-        if user.get("deleted") and isinstance(user.get("id"), str):
+        user = event.get("user")
+        if isinstance(user, dict) and user.get("deleted") and isinstance(user.get("id"), str):
             user_id = member_id(user.get("team_id") or body.get("team_id") or "", user["id"])
             await self.inbound.account_closed("slack", user_id, datetime.now(UTC), "deactivated in the Slack workspace")
 

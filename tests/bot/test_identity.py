@@ -102,7 +102,8 @@ async def test_a_deactivated_member_is_not_linked_and_a_closed_account_is_unlink
         async with app.db.session() as session:
             ana = await people.by_email(session, "ana@example.com")
             assert ana is not None and ana.paused_at == NOW
-            assert await session.scalar(select(AuditEntry.action).where(AuditEntry.subject == "ana@example.com")) == "account.closed"
+            closed = select(AuditEntry.action).where(AuditEntry.subject == "ana@example.com", AuditEntry.action == "account.closed")
+            assert await session.scalar(closed) == "account.closed"
 
 
 async def test_a_person_with_two_accounts_is_written_to_where_the_program_file_says_else_where_last_seen(db_url: str) -> None:
