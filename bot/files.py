@@ -88,11 +88,9 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _text_if_base_60)
 
 
 def _parse(path: str, text: str, error: type[ProgramError]) -> tuple[Any, Lines]:
-    """The data in ``text`` and the line of each key and list item (composed once, then constructed)."""
-    loader = _Loader(text)
+    """The data in ``text`` and the line of each key and list item; problems raised as ``error``."""
     try:
-        node = loader.get_single_node()
-        return (loader.construct_document(node), _lines(node)) if node is not None else (None, {})
+        return _compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -102,6 +100,14 @@ def _parse(path: str, text: str, error: type[ProgramError]) -> tuple[Any, Lines]
         raise error(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:
         raise error(f"{path}: not valid YAML: nested too deeply") from None
+
+
+def _compose(text: str) -> tuple[Any, Lines]:
+    """What ``yaml.safe_load`` does, keeping the composed nodes for their lines."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node), _lines(node)) if node is not None else (None, {})
     finally:
         loader.dispose()
 

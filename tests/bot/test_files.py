@@ -43,14 +43,16 @@ def test_a_valid_file_written_to_disk_loads(tmp_path: Path, data: dict[str, Any]
     assert isinstance(load_program(str(path)), Program)
 
 
-def test_problems_in_a_file_on_disk_name_its_path(tmp_path: Path, data: dict[str, Any]) -> None:
+def test_problems_in_a_file_on_disk_name_its_path_and_line(tmp_path: Path, data: dict[str, Any]) -> None:
     cohort(data, "pilot-a")["comparison"] = "pilot-a"
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    text = yaml.safe_dump(data)
+    path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("  comparison: pilot-a") + 1
 
     message = load_error(path)
 
-    assert message.startswith(f"{path}: cohorts[pilot-a].comparison: ")
+    assert message.startswith(f"{path}:{line}: cohorts[pilot-a].comparison: ")
 
 
 def test_file_that_is_a_list_is_rejected(tmp_path: Path) -> None:
