@@ -6,6 +6,7 @@ and a program file's problems and warnings carry the line they are on.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,38 +104,60 @@ def _parse(path: str, text: str, error: type[ProgramError]) -> tuple[Any, Lines]
 
 
 def _compose(text: str) -> tuple[Any, Lines]:
-    """What ``yaml.safe_load`` does, keeping the composed nodes for their lines."""
+    """What ``yaml.safe_load`` does, keeping the composed nodes for their lines. Lines are read after
+    construction, which has merged ``<<`` keys into the mappings that use them."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        return (loader.construct_document(node), _lines(node)) if node is not None else (None, {})
+        return (loader.construct_document(node), _Lines(node)) if node is not None else (None, {})
     finally:
         loader.dispose()
 
 
-def _lines(root: yaml.Node) -> dict[Path, int]:
+class _Lines(Mapping[Path, int]):
     """The 1-based line of every mapping key and list item, by its path in the constructed data.
 
-    Walked with a stack and each node once: an alias repeats a node, not its lines, so a file of
-    aliases of aliases costs its size rather than its expansion. Runs after construction, which
-    has already merged ``<<`` keys into the mappings that use them.
+    An aliased node is walked once, where it is first reached, and a path through any other
+    place it appears resolves to that first one: a file of aliases of aliases costs its size
+    rather than its expansion, and every path still finds its line.
     """
-    lines: dict[Path, int] = {}
-    seen: set[int] = set()
-    stack: list[tuple[Path, yaml.Node]] = [((), root)]
-    while stack:
-        path, node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            # A key given twice keeps its last value in the data, so its last line here.
-            children = {(*path, key.value): (key, value) for key, value in node.value if isinstance(key, yaml.ScalarNode)}
-        elif isinstance(node, yaml.SequenceNode):
-            children = {(*path, i): (item, item) for i, item in enumerate(node.value)}
-        else:
-            continue
-        for child, (marked, value) in children.items():
-            lines[child] = marked.start_mark.line + 1
-            stack.append((child, value))
-    return lines
+
+    def __init__(self, root: yaml.Node) -> None:
+        self._lines: dict[Path, int] = {}
+        self._aliases: dict[Path, Path] = {}
+        self._walk(root)
+
+    def __getitem__(self, path: Path) -> int:
+        if path in self._lines:
+            return self._lines[path]
+        for end in range(len(path) - 1, 0, -1):
+            if (first := self._aliases.get(path[:end])) is not None:
+                return self[(*first, *path[end:])]
+        raise KeyError(path)
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def _walk(self, root: yaml.Node) -> None:
+        # A stack, not recursion: PyYAML composes documents nested deeper than Python recurses.
+        first: dict[int, Path] = {}
+        stack: list[tuple[Path, yaml.Node]] = [((), root)]
+        while stack:
+            path, node = stack.pop()
+            if id(node) in first:
+                self._aliases[path] = first[id(node)]
+                continue
+            first[id(node)] = path
+            if isinstance(node, yaml.MappingNode):
+                # A key given twice keeps its last value in the data, so its last line here.
+                children = {(*path, key.value): (key, value) for key, value in node.value if isinstance(key, yaml.ScalarNode)}
+            elif isinstance(node, yaml.SequenceNode):
+                children = {(*path, i): (item, item) for i, item in enumerate(node.value)}
+            else:
+                continue
+            for child, (marked, value) in children.items():
+                self._lines[child] = marked.start_mark.line + 1
+                stack.append((child, value))
