@@ -31,7 +31,7 @@ class ProgramFile:
 def read_program(path: str, text: str | None = None) -> ProgramFile:
     """Read and validate a program file, with its warnings. ``text`` may be given to avoid reading from disk."""
     data, lines = _parse(path, _read_text(path, text, ProgramError), ProgramError)
-    program = parse_program(data, path, lines)
+    program = parse_program(data, path, lines, loading=True)
     return ProgramFile(program, render(path, data, warnings(program), lines))
 
 

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -51,8 +52,9 @@ def _email(value: str) -> str:
     return value
 
 
-def _timezone(value: str) -> str:
-    if (problem := zone_problem(value)) is not None:
+def _timezone(value: str, info: ValidationInfo) -> str:
+    # Only a file being loaded now: a version stored before these names were refused must still read.
+    if isinstance(info.context, Mapping) and info.context.get("loading") and (problem := zone_problem(value)) is not None:
         raise ValueError(problem)
     try:
         ZoneInfo(value)
@@ -260,13 +262,16 @@ class _Broken(ValueError):
         self.problems = problems
 
 
-def parse_program(data: Any, source: str = "<program>", lines: Lines | None = None) -> Program:
+def parse_program(data: Any, source: str = "<program>", lines: Lines | None = None, *, loading: bool = False) -> Program:
     """Validate already-parsed YAML/JSON data; raises ProgramError with one line per problem, every
-    problem at once. ``lines`` (from bot/files.py) puts each problem's line in the file on it."""
+    problem at once. ``lines`` (from bot/files.py) puts each problem's line in the file on it.
+
+    ``loading``: the data is a file being loaded now, so it is held to the rules that a version
+    stored earlier may predate (legacy and fixed-offset time zones, see nudges/zones.py)."""
     if not isinstance(data, Mapping):
         raise ProgramError(f"{source}: the file must be a mapping with keys program, behaviors and cohorts (see docs/program.md)")
     try:
-        return Program.model_validate(data)
+        return Program.model_validate(data, context={"loading": loading})
     except ValidationError as exc:
         errors = exc.errors()
         cause = (errors[0].get("ctx") or {}).get("error")
