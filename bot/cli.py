@@ -176,17 +176,20 @@ async def _db_upgrade(settings: Settings) -> int:
 
 async def _program(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build
-    from bot.files import load_program
+    from bot.files import read_program
     from bot.programs import describe_program, resolve_members, store_program
 
-    program = load_program(args.file) if args.program_command == "load" else None
+    loaded = read_program(args.file) if args.program_command == "load" else None
     await _check_schema(settings)
     app = build(settings)
     try:
-        if program is not None:
+        if loaded is not None:
+            program = loaded.program
             saved = await store_program(app.db, program, args.file, datetime.now(UTC))
             state = f"loaded as version {saved.version_id}" if saved.changed else f"unchanged (version {saved.version_id})"
             print(f"{args.file}: {program.program} {state}: {saved.cohorts} cohorts, {saved.participants} members")
+            for warning in loaded.warnings:  # loaded all the same: each is a choice the owner may have meant
+                print(f"warning: {warning}")
             if saved.deactivated:
                 print(f"{saved.deactivated} memberships no longer in the file were deactivated (their answers are kept)")
             unresolved = await resolve_members(app.db, app.chats) if app.chats else []
