@@ -176,24 +176,22 @@ async def _db_upgrade(settings: Settings) -> int:
 
 async def _program(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build
-    from bot.files import load_program
+    from bot.files import read_program
     from bot.identity import Identities
     from bot.programs import describe_program, load_report, store_program
 
-    program = load_program(args.file) if args.program_command == "load" else None
+    loaded = read_program(args.file) if args.program_command == "load" else None
     await _check_schema(settings)
     app = build(settings)
     try:
-        if program is not None:
-            now = datetime.now(UTC)
+        if loaded is not None:
+            program, now = loaded.program, datetime.now(UTC)
             saved = await store_program(app.db, program, args.file, now)
             await app.start()
-            unlinked = (
-                await Identities(app.db, app.chats).link_program(now, _progress("linking people to their chat accounts"))
-                if app.chats
-                else []
-            )
-            print("\n".join(load_report(args.file, program, saved, unlinked)))
+            identities = Identities(app.db, app.chats)
+            unlinked = await identities.link_program(now, _progress("linking people to their chat accounts")) if app.chats else []
+            # Warnings: loaded all the same, since each is a choice the owner may have meant.
+            print("\n".join(load_report(args.file, program, saved, unlinked, loaded.warnings)))
         else:
             print(await describe_program(app.db))
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -27,11 +28,12 @@ async def store_program(db: Database, program: Program, source: str, now: dateti
     return saved
 
 
-def load_report(source: str, program: Program, saved: SavedProgram, unlinked: list[Unlinked]) -> list[str]:
-    """What `program load` tells the program owner: the version, roles removed, and who could
-    not be linked to a chat account (grouped by role, with the reason)."""
+def load_report(source: str, program: Program, saved: SavedProgram, unlinked: list[Unlinked], warnings: Sequence[str] = ()) -> list[str]:
+    """What `program load` tells the program owner: the version, the file's warnings, roles
+    removed, and who could not be linked to a chat account (grouped by role, with the reason)."""
     state = f"loaded as version {saved.version_id}" if saved.changed else f"unchanged (version {saved.version_id})"
     lines = [f"{source}: {program.program} {state}: {saved.cohorts} cohorts, {saved.participants} members"]
+    lines += [f"warning: {warning}" for warning in warnings]
     if saved.removed:
         lines.append(f"{len(saved.removed)} roles are no longer in the file and were removed (answers given are kept):")
         lines += [f"  {email}: {role}{f' of {cohort}' if cohort else ''}" for email, role, cohort in saved.removed]

@@ -1,8 +1,8 @@
 """The program file: behaviors, cohorts, schedules and analysis plans, validated up front.
 
-A program owner edits this YAML by hand, so every problem is reported as
-``file: field: problem`` with the field named by cohort key or member email rather than
-by list index wherever that is possible.
+A program owner edits this YAML by hand, so every problem in it is reported at once, each as
+``file:line: field: problem`` with the field named by cohort key or member email rather than
+by list index wherever that is possible (see nudges/program_problems.py).
 """
 
 from __future__ import annotations
@@ -12,23 +12,29 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
 from nudges import weeks as iso_weeks
+from nudges.program_problems import FieldError, Lines, Problem, ProgramError, describe, render
+from nudges.program_rules import CHECKLIST_SIZE, CohortPart, Parts, reference_problems
 from nudges.weeks import IsoWeek
+from nudges.zones import zone_problem
 
-CHECKLIST_SIZE = 3
+__all__ = ["CHECKLIST_SIZE", "WEEKDAYS", "Behavior", "ChannelRef", "Cohort", "Limits", "Member", "Plan", "Program"]
+__all__ += ["ProgramError", "Schedule", "Slot", "parse_program"]
 MAX_MEMBERS_PER_COHORT = 5000
 
 Platform = Literal["slack", "teams"]
@@ -46,25 +52,36 @@ def _email(value: str) -> str:
     return value
 
 
-def _timezone(value: str) -> str:
+def _timezone(value: str, info: ValidationInfo) -> str:
+    # Only a file being loaded now: a version stored before these names were refused must still read.
+    if isinstance(info.context, Mapping) and info.context.get("loading") and (problem := zone_problem(value)) is not None:
+        raise ValueError(problem)
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not a time zone (use an IANA name such as Europe/Lisbon)") from None
+        raise ValueError(f"{value!r} is not a time zone (use an IANA name such as Europe/Lisbon; see docs/program.md#time-zones)") from None
+    return value
+
+
+def _clock_text(value: object) -> object:
+    # A number here is a time YAML 1.1 read as base 60 (10:00 is 600) from data that did not
+    # come through bot/files.py, which keeps unquoted times as text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f'{value} is a number, not a time of day; write times in quotes: "10:00" (see docs/program.md#times-of-day)')
     return value
 
 
 def _clock(value: str) -> str:
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
     if not match:
-        raise ValueError(f"{value!r} is not a time of day like 09:00")
+        raise ValueError(f"{value!r} is not a time of day like 09:00 (see docs/program.md#times-of-day)")
     return f"{int(match[1]):02d}:{match[2]}"
 
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Email = Annotated[str, AfterValidator(_email)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
-Clock = Annotated[str, AfterValidator(_clock)]
+Clock = Annotated[str, BeforeValidator(_clock_text), AfterValidator(_clock)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
@@ -114,7 +131,7 @@ class Limits(_Strict):
     @model_validator(mode="after")
     def _day_has_hours(self) -> Limits:
         if self.day_start >= self.day_end:
-            raise _FieldError("day_end", f"must be later than day_start {self.day_start}")
+            raise FieldError("day_end", f"must be later than day_start {self.day_start}")
         return self
 
 
@@ -157,14 +174,6 @@ class Cohort(_Strict):
     answer_grace_days: int = Field(default=3, ge=1, le=28)
     members: list[Member] = Field(default_factory=list, max_length=MAX_MEMBERS_PER_COHORT)
 
-    @model_validator(mode="after")
-    def _checklist_has_three_distinct_behaviors(self) -> Cohort:
-        if len(self.checklist) != CHECKLIST_SIZE:
-            raise _FieldError("checklist", f"must list exactly {CHECKLIST_SIZE} behaviors, got {len(self.checklist)}")
-        if len(set(self.checklist)) != CHECKLIST_SIZE:
-            raise _FieldError("checklist", "lists the same behavior twice")
-        return self
-
     def week_number(self, week: IsoWeek) -> int:
         """1 for the cohort's first week; may be <1 before it starts or >weeks after it ends."""
         return week - IsoWeek.of(self.starts) + 1
@@ -196,31 +205,8 @@ class Program(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Program:
-        _unique(self.behaviors, "behaviors", lambda b: b.key, "behavior key")
-        _unique(self.cohorts, "cohorts", lambda c: c.key, "cohort key")
-        behavior_keys = {b.key for b in self.behaviors}
-        cohort_keys = {c.key for c in self.cohorts}
-        seen_members: dict[str, str] = {}
-        for i, cohort in enumerate(self.cohorts):
-            where = f"cohorts[{i}]"
-            _check_cohort_references(cohort, where, behavior_keys, cohort_keys)
-            for j, member in enumerate(cohort.members):
-                if member.email in seen_members:
-                    raise _FieldError(f"{where}.members[{j}]", f"duplicate member {member.email} (already in {seen_members[member.email]})")
-                seen_members[member.email] = f"cohort {cohort.key}"
-        return self
-
-    @model_validator(mode="after")
-    def _treatment_starts_fits(self) -> Program:
-        for i, cohort in enumerate(self.cohorts):
-            if cohort.treatment_starts is None:
-                continue
-            if not self.compared_with(cohort.key):
-                raise _FieldError(
-                    f"cohorts[{i}].treatment_starts", "only a comparison cohort (one another cohort names as `comparison`) has one"
-                )
-            if cohort.treatment_starts < cohort.starts:
-                raise _FieldError(f"cohorts[{i}].treatment_starts", f"is before the cohort starts ({cohort.starts})")
+        if problems := reference_problems(Parts.of(self)):
+            raise _Broken(problems)
         return self
 
     def compared_with(self, key: str) -> list[Cohort]:
@@ -248,20 +234,6 @@ class Program(_Strict):
             return f"checklists only until {starts}, then coaching nudges and rehearsals"
         return "checklists, coaching nudges and rehearsals"
 
-    @model_validator(mode="after")
-    def _comparisons_close_together(self) -> Program:
-        # Both sides of a comparison must be final at the same instant, or a digest would
-        # compare a closed week with one still taking answers.
-        grace = {c.key: c.answer_grace_days for c in self.cohorts}
-        for i, cohort in enumerate(self.cohorts):
-            if cohort.comparison is not None and grace.get(cohort.comparison, cohort.answer_grace_days) != cohort.answer_grace_days:
-                raise _FieldError(
-                    f"cohorts[{i}].answer_grace_days",
-                    f"{cohort.answer_grace_days} differs from its comparison {cohort.comparison!r} "
-                    f"({grace[cohort.comparison]}): a cohort and its comparison must close their weeks together",
-                )
-        return self
-
     def behavior(self, key: str) -> Behavior:
         for behavior in self.behaviors:
             if behavior.key == key:
@@ -282,109 +254,77 @@ class Program(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_cohort_references(cohort: Cohort, where: str, behavior_keys: set[str], cohort_keys: set[str]) -> None:
-    """A cohort's checklist and comparison name what the program defines, and its plan fits it."""
-    for key in cohort.checklist:
-        if key not in behavior_keys:
-            raise _FieldError(f"{where}.checklist", f"unknown behavior {key!r} (known: {', '.join(sorted(behavior_keys))})")
-    if cohort.comparison is not None:
-        if cohort.comparison == cohort.key:
-            raise _FieldError(f"{where}.comparison", "a cohort cannot be its own comparison")
-        if cohort.comparison not in cohort_keys:
-            raise _FieldError(f"{where}.comparison", f"no cohort has the key {cohort.comparison!r}")
-    if cohort.plan is not None:
-        _check_plan(cohort, cohort.plan, where)
+class _Broken(ValueError):
+    """The rules across fields a program breaks, raised from its validator so pydantic carries them out."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
 
 
-def _check_plan(cohort: Cohort, plan: Plan, where: str) -> None:
-    if plan.primary_behavior not in cohort.checklist:
-        raise _FieldError(f"{where}.plan.primary_behavior", f"{plan.primary_behavior!r} is not in this cohort's checklist")
-    if plan.method in ("comparison_cohort", "stepped_wedge") and cohort.comparison is None:
-        raise _FieldError(f"{where}.plan.method", f"{plan.method} needs a comparison cohort")
-    if plan.min_exposure_weeks > cohort.weeks:
-        raise _FieldError(f"{where}.plan.min_exposure_weeks", f"{plan.min_exposure_weeks} is more than the cohort's {cohort.weeks} weeks")
+def parse_program(data: Any, source: str = "<program>", lines: Lines | None = None, *, loading: bool = False) -> Program:
+    """Validate already-parsed YAML/JSON data; raises ProgramError with one line per problem, every
+    problem at once. ``lines`` (from bot/files.py) puts each problem's line in the file on it.
 
-
-class ProgramError(ValueError):
-    """A program file problem, worded for the program owner at the terminal."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
-
-
-class _FieldError(ValueError):
-    """Raised inside validators so the reported location is the offending field."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(problem)
-        self.field = field
-        self.problem = problem
-
-
-def _unique(items: list[Any], where: str, key_of: Any, what: str) -> None:
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        key = key_of(item)
-        if key in seen:
-            raise _FieldError(f"{where}[{i}].key", f"duplicate {what} {key!r}")
-        seen.add(key)
-
-
-def parse_program(data: Any, source: str = "<program>") -> Program:
-    """Validate already-parsed YAML/JSON data; raises ProgramError with one line per problem."""
+    ``loading``: the data is a file being loaded now, so it is held to the rules that a version
+    stored earlier may predate (legacy and fixed-offset time zones, see nudges/zones.py)."""
     if not isinstance(data, Mapping):
-        raise ProgramError(f"{source}: the file must be a mapping with keys program, behaviors and cohorts")
+        raise ProgramError(f"{source}: the file must be a mapping with keys program, behaviors and cohorts (see docs/program.md)")
     try:
-        return Program.model_validate(data)
+        return Program.model_validate(data, context={"loading": loading})
     except ValidationError as exc:
-        raise ProgramError(*(_describe(source, data, err) for err in exc.errors())) from None
-
-
-def _describe(source: str, data: Any, err: Mapping[str, Any]) -> str:
-    """One line for one pydantic error: file, field path (with keys), problem."""
-    loc = list(err["loc"])
-    problem = err["msg"]
-    cause = (err.get("ctx") or {}).get("error")
-    if isinstance(cause, _FieldError):
-        loc += _relative(cause.field)
-        problem = cause.problem
-    elif err["type"] == "extra_forbidden":
-        problem = "unknown key (check the spelling against the program file reference)"
-    elif err["type"] == "missing":
-        problem = "is required"
-    elif problem.startswith("Value error, "):
-        problem = problem.removeprefix("Value error, ")
-    return f"{source}: {_path(data, loc)}: {problem}"
-
-
-def _relative(field: str) -> list[str | int]:
-    """Split 'cohorts[0].checklist' into ['cohorts', 0, 'checklist']."""
-    parts: list[str | int] = []
-    for piece in field.split("."):
-        name, _, index = piece.partition("[")
-        parts.append(name)
-        if index:
-            parts.append(int(index.rstrip("]")))
-    return parts
-
-
-def _printable(name: object) -> str:
-    """A key from the file as typed, or quoted if it holds control characters (one line per problem)."""
-    text = str(name)
-    return text if text.isprintable() else repr(text)
-
-
-def _path(data: Any, loc: list[Any]) -> str:
-    """Render a location, naming list items by their key or email where they have one."""
-    text, node = "", data
-    for part in loc:
-        if isinstance(part, int):
-            item = node[part] if isinstance(node, list) and part < len(node) else None
-            label = item.get("key") or item.get("email") if isinstance(item, Mapping) else None
-            text += f"[{_printable(label)}]" if isinstance(label, str) and label else f"[{part}]"
-            node = item
+        errors = exc.errors()
+        cause = (errors[0].get("ctx") or {}).get("error")
+        if isinstance(cause, _Broken):
+            problems = cause.problems  # every field is valid: these are the rules across them
         else:
-            text += f".{_printable(part)}" if text else _printable(part)
-            node = node.get(part) if isinstance(node, Mapping) else None
-    return text or "(top level)"
+            # Pydantic checks the rules across fields only once every field is valid; check them
+            # on the parts that are, so that one run reports everything.
+            problems = [describe(err) for err in errors] + reference_problems(_valid_parts(data))
+        raise ProgramError(*render(source, data, problems, lines)) from None
+
+
+def _valid_parts(data: Mapping[str, Any]) -> Parts:
+    """The behaviors, cohorts and members of a file that fails validation that pass their own field checks."""
+    behaviors = [(i, b) for i, raw in _items(data.get("behaviors")) if (b := _salvage(Behavior, raw)) is not None]
+    cohorts = []
+    for i, raw in _items(data.get("cohorts")):
+        if not isinstance(raw, Mapping):
+            continue
+        cohort = _salvage(Cohort, {**raw, "members": []})
+        if cohort is not None:
+            members = [(j, m) for j, item in _items(raw.get("members")) if (m := _salvage(Member, item)) is not None]
+            cohorts.append(CohortPart(i, cohort, members))
+    return Parts(
+        behaviors,
+        cohorts,
+        _named(data.get("behaviors"), "key"),
+        _named(data.get("cohorts"), "key"),
+        _named(data.get("cohorts"), "comparison"),
+    )
+
+
+def _named(items: Any, field: str) -> frozenset[str]:
+    """Every text value of ``field`` among the mappings of ``items``, valid or not."""
+    return frozenset(item[field] for _, item in _items(items) if isinstance(item, Mapping) and isinstance(item.get(field), str))
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _items(value: Any) -> list[tuple[int, Any]]:
+    return list(enumerate(value)) if isinstance(value, list) else []
+
+
+def _salvage(model: type[_M], raw: Any) -> _M | None:
+    """``raw`` validated, without its invalid optional keys (already reported); None if a required one is invalid."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        if not isinstance(raw, Mapping):
+            return None
+        failed = {err["loc"][0] for err in exc.errors() if err["loc"]}
+    try:
+        return model.model_validate({key: value for key, value in raw.items() if key not in failed})
+    except ValidationError:
+        return None

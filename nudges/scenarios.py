@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 # The program file's field types and error rendering, so both files read and fail alike.
-from nudges.program import Key, ProgramError, Text, _FieldError, _path, _relative
+from nudges.program import Key, ProgramError, Text
+from nudges.program_problems import FieldError, label, relative
 
 Criterion = Literal["clear_ask", "business_outcome", "evidence", "objection_handling", "next_step", "brevity"]
 CRITERIA: tuple[Criterion, ...] = Criterion.__args__  # type: ignore[attr-defined]
@@ -74,7 +75,7 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _rubric_not_empty(self) -> Scenario:
         if not self.rubric:
-            raise _FieldError("rubric", f"must name at least one criterion ({', '.join(CRITERIA)})")
+            raise FieldError("rubric", f"must name at least one criterion ({', '.join(CRITERIA)})")
         return self
 
     @property
@@ -96,7 +97,7 @@ class ScenarioBook(_Strict):
         seen: set[str] = set()
         for i, scenario in enumerate(self.scenarios):
             if scenario.key in seen:
-                raise _FieldError(f"scenarios[{i}].key", f"duplicate scenario key {scenario.key!r}")
+                raise FieldError(f"scenarios[{i}].key", f"duplicate scenario key {scenario.key!r}")
             seen.add(scenario.key)
         return self
 
@@ -129,8 +130,8 @@ def _describe(source: str, data: Any, err: Mapping[str, Any]) -> str:
     loc = list(err["loc"])
     problem = err["msg"].removeprefix("Value error, ")
     cause = (err.get("ctx") or {}).get("error")
-    if isinstance(cause, _FieldError):
-        loc += _relative(cause.field)
+    if isinstance(cause, FieldError):
+        loc += relative(cause.field)
         problem = cause.problem
     elif loc and loc[-1] == "[key]":  # a mapping key that is not allowed: only rubric has those
         loc.pop()
@@ -139,7 +140,7 @@ def _describe(source: str, data: Any, err: Mapping[str, Any]) -> str:
         problem = "unknown key (check the spelling against examples/scenarios.yaml)"
     elif err["type"] == "missing":
         problem = "is required"
-    return f"{source}: {_path(data, loc)}: {problem}"
+    return f"{source}: {label(data, loc)}: {problem}"
 
 
 # --- the system prompts: built from the scenario only -------------------------------------

@@ -38,15 +38,31 @@ def test_a_bad_environment_variable_is_named_in_one_line_without_a_traceback() -
     assert result.stderr == "reinforce: PORT: must be a whole number between 1 and 65535 (got 'eighty')\n"
 
 
-def test_a_bad_program_file_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
+def test_a_bad_program_file_is_one_line_naming_file_line_and_field(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["cohorts"][0]["checklist"] = ["decision_huddle", "escalate_24h"]
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(data))
+    text = yaml.safe_dump(data)
+    bad.write_text(text)
+    line = text.splitlines().index("  checklist:") + 1
     result = reinforce("program", "load", str(bad), DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}")
     assert result.returncode == 1
-    assert result.stderr == f"reinforce: {bad}: cohorts[pilot-a].checklist: must list exactly 3 behaviors, got 2\n"
+    expected = f"reinforce: {bad}:{line}: cohorts[pilot-a].checklist: must list exactly 3 behaviors, got 2 (see docs/program.md#cohorts)\n"
+    assert result.stderr == expected
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_program_load_prints_warnings_and_loads_all_the_same(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace('    sponsor_channel: {platform: teams, id: "19:wave-b-sponsors@thread.tacv2"}\n', "")
+    no_digest = tmp_path / "no-digest.yaml"
+    no_digest.write_text(text)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reinforce("db", "upgrade", DATABASE_URL=url)
+    result = reinforce("program", "load", str(no_digest), DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert "loaded as version 1" in result.stdout
+    line = text.splitlines().index("  - key: wave-b") + 1
+    assert f"warning: {no_digest}:{line}: cohorts[wave-b].sponsor_channel: not set: the cohort will get no digest" in result.stdout
 
 
 def test_db_upgrade_program_load_and_show_on_both_databases(db_url: str) -> None:

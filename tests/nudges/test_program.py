@@ -14,6 +14,7 @@ import yaml
 
 from bot.files import load_program
 from nudges.program import ProgramError, parse_program
+from nudges.program_rules import warnings
 from nudges.weeks import IsoWeek
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
@@ -39,9 +40,9 @@ def member(data: dict[str, Any], cohort_key: str, email: str) -> dict[str, Any]:
 
 
 def problems(data: Any, source: str = "bad.yaml") -> list[str]:
-    """The problems parse_program reports; each must be one line, and the message their join."""
+    """The problems parse_program reports on a file being loaded; each must be one line, and the message their join."""
     with pytest.raises(ProgramError) as caught:
-        parse_program(data, source)
+        parse_program(data, source, loading=True)
     found = caught.value.problems
     assert found, "a ProgramError must carry at least one problem"
     for problem in found:
@@ -487,3 +488,233 @@ def test_treatment_starts_belongs_to_a_comparison_cohort_and_not_before_it_start
     del cohort(data, "pilot-a")["treatment_starts"]
     cohort(data, "wave-b")["treatment_starts"] = "2025-12-29"
     assert problems(data) == ["bad.yaml: cohorts[wave-b].treatment_starts: is before the cohort starts (2026-01-05)"]
+
+
+# --- time zones: a place's zone or UTC, never a fixed offset or a legacy alias ------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "advice"),
+    [
+        ("EST", "fixed UTC-5 zone without daylight saving; use America/New_York (or America/Panama for no DST)"),
+        ("MST", "use America/Denver (or America/Phoenix for no DST)"),
+        ("HST", "use Pacific/Honolulu"),
+        ("PST8PDT", "use America/Los_Angeles"),
+        ("CST6CDT", "use America/Chicago"),
+        ("EST5EDT", "use America/New_York"),
+        ("Etc/GMT+5", "fixed UTC-5 zone without daylight saving"),
+        ("Etc/GMT-3", "fixed UTC+3 zone"),
+        ("GMT+0", "use UTC, or Europe/London"),
+        ("Zulu", "another name for UTC; write UTC"),
+        ("US/Eastern", "legacy name; use America/New_York"),
+        ("Asia/Calcutta", "legacy name; use Asia/Kolkata"),
+        ("Iceland", "legacy name; use Atlantic/Reykjavik"),
+        ("UTC+1", "a UTC offset, not a time zone"),
+    ],
+)
+def test_fixed_offset_and_legacy_zones_are_refused_naming_the_zone_to_use(data: dict[str, Any], zone: str, advice: str) -> None:
+    member(data, "pilot-a", "bruno@example.com")["timezone"] = zone
+
+    problem = only_problem(data)
+
+    assert problem.startswith(f"bad.yaml: cohorts[pilot-a].members[bruno@example.com].timezone: {zone!r} is ")
+    assert advice in problem
+    assert "see docs/program.md#time-zones" in problem
+
+
+def test_a_stored_version_with_a_legacy_zone_still_reads(data: dict[str, Any]) -> None:
+    # A version loaded before these names were refused is read back by storage without ``loading``.
+    member(data, "pilot-a", "bruno@example.com")["timezone"] = "US/Eastern"
+
+    assert parse_program(data, "program version 3").cohort("pilot-a").members[1].timezone == "US/Eastern"
+
+
+def test_a_sponsor_channel_in_est_is_refused_too(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["sponsor_channel"]["timezone"] = "EST"
+
+    assert "use America/New_York" in only_problem(data)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Europe/Bratislava", "America/Panama", "Asia/Kolkata"])
+def test_utc_and_the_zones_of_places_are_accepted(data: dict[str, Any], zone: str) -> None:
+    member(data, "pilot-a", "bruno@example.com")["timezone"] = zone
+
+    assert parse_program(data, loading=True).cohort("pilot-a").members[1].timezone == zone
+
+
+def test_a_time_that_arrived_as_a_number_asks_for_quotes(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["schedule"]["nudge"]["time"] = 600  # what YAML 1.1 makes of an unquoted 10:00
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: cohorts[pilot-a].schedule.nudge.time: ")
+    assert 'write times in quotes: "10:00"' in problem
+
+
+# --- every problem at once ----------------------------------------------------------------
+
+
+def test_reference_problems_are_reported_together_with_field_problems(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["checklist"][1] = "escalate_48h"
+    cohort(data, "pilot-a")["plan"]["primary_behavior"] = "one_on_ones"
+    member(data, "pilot-a", "bruno@example.com")["timezone"] = "Nowhere/Land"
+    cohort(data, "wave-b")["members"].append({"email": "ana@example.com", "platform": "slack"})
+    cohort(data, "wave-b")["schedule"] = {"digest": {"day": "funday", "time": "16:00"}}
+
+    found = problems(data)
+
+    assert [p.split(": ", 2)[1] for p in found] == [
+        "cohorts[pilot-a].members[bruno@example.com].timezone",
+        "cohorts[wave-b].schedule.digest.day",
+        "cohorts[pilot-a].checklist",
+        "cohorts[pilot-a].plan.primary_behavior",
+        "cohorts[wave-b].members[ana@example.com]",
+    ]
+
+
+def test_several_reference_problems_are_reported_at_once(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["checklist"] = ["decision_huddle", "escalate_48h", "feedback"]
+    cohort(data, "wave-b")["plan"]["method"] = "stepped_wedge"
+    data["behaviors"].append(dict(data["behaviors"][0]))
+
+    found = problems(data)
+
+    assert len(found) == 4, found
+    assert "duplicate behavior key 'decision_huddle'" in found[0]
+    assert "unknown behavior 'escalate_48h'" in found[1]
+    assert "unknown behavior 'feedback'" in found[2]
+    assert "stepped_wedge needs a comparison cohort" in found[3]
+
+
+def test_a_behavior_with_a_bad_field_is_not_also_an_unknown_behavior(data: dict[str, Any]) -> None:
+    data["behaviors"][1]["answer"] = "maybe"  # escalate_24h, in both checklists
+
+    problem = only_problem(data)
+
+    assert problem.startswith("bad.yaml: behaviors[escalate_24h].answer: ")
+
+
+def test_a_cohort_with_a_bad_field_is_still_a_known_comparison(data: dict[str, Any]) -> None:
+    del cohort(data, "wave-b")["starts"]
+
+    assert only_problem(data) == "bad.yaml: cohorts[wave-b].starts: is required"
+
+
+def test_problems_past_fifty_are_counted_on_a_last_line(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["members"] = [{"email": f"m{i}@example.com", "platform": "slack", "timezone": "EST"} for i in range(60)]
+
+    found = problems(data)
+
+    assert len(found) == 51
+    assert all("'EST' is a fixed UTC-5 zone" in p for p in found[:50])
+    assert found[50] == "bad.yaml: ... and 10 more problems"
+
+
+# --- wording: errors point to sections of docs/program.md ----------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "program.md"
+
+
+def _anchors() -> set[str]:
+    """The anchors GitHub gives the headings of docs/program.md."""
+    anchors = set()
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower().replace("`", "")
+            anchors.add("".join(c for c in title if c.isalnum() or c in "-_ ").replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        pytest.param(lambda d: d.__setitem__("sponsers", []), id="top-level-key"),
+        pytest.param(lambda d: d["behaviors"][0].__setitem__("nudge", "x"), id="behavior-key"),
+        pytest.param(lambda d: cohort(d, "pilot-a").__setitem__("sponsers", []), id="cohort-key"),
+        pytest.param(lambda d: cohort(d, "pilot-a")["schedule"].__setitem__("nudges", {}), id="schedule-key"),
+        pytest.param(lambda d: cohort(d, "pilot-a")["limits"].__setitem__("quiet", 1), id="limits-key"),
+        pytest.param(lambda d: cohort(d, "pilot-a")["plan"].__setitem__("metric", 1), id="plan-key"),
+        pytest.param(lambda d: cohort(d, "pilot-a")["sponsor_channel"].__setitem__("name", 1), id="channel-key"),
+        pytest.param(lambda d: member(d, "pilot-a", "ana@example.com").__setitem__("phone", 1), id="member-key"),
+        pytest.param(lambda d: member(d, "pilot-a", "ana@example.com").__setitem__("timezone", "EST"), id="zone"),
+        pytest.param(lambda d: cohort(d, "pilot-a")["schedule"]["nudge"].__setitem__("time", "10am"), id="time"),
+        pytest.param(lambda d: cohort(d, "pilot-a")["checklist"].pop(), id="checklist"),
+        pytest.param(lambda d: cohort(d, "wave-b")["plan"].__setitem__("method", "stepped_wedge"), id="plan-method"),
+    ],
+)
+def test_problems_point_to_a_section_of_the_program_docs_that_exists(data: dict[str, Any], break_it: Any) -> None:
+    break_it(data)
+
+    problem = only_problem(data)
+
+    assert "reference" not in problem  # there is no "program file reference"; docs/program.md is it
+    link = problem.split("see docs/program.md#", 1)[1].split(" ")[0].rstrip(")")
+    assert link in _anchors(), problem
+
+
+# --- warnings: loads, but probably not meant --------------------------------------------------
+
+
+def warned(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The warnings on a valid program, as (path, message) with list items by position."""
+    return [(".".join(map(str, w.path)), w.message) for w in warnings(parse_program(data))]
+
+
+def test_the_example_program_has_no_warnings(data: dict[str, Any]) -> None:
+    assert warned(data) == []
+
+
+def test_a_cohort_without_a_sponsor_channel_is_warned_it_gets_no_digest(data: dict[str, Any]) -> None:
+    del cohort(data, "wave-b")["sponsor_channel"]
+
+    assert warned(data) == [("cohorts.1.sponsor_channel", "not set: the cohort will get no digest (see docs/program.md#channels)")]
+
+
+def test_a_treated_cohort_without_coaches_or_review_channel_is_warned_nobody_reviews_its_ai_feedback(data: dict[str, Any]) -> None:
+    del cohort(data, "pilot-a")["coaches"]
+    del cohort(data, "pilot-a")["review_channel"]
+
+    assert [path for path, _ in warned(data)] == ["cohorts.0.coaches", "cohorts.0.review_channel"]
+    assert "nobody to review it" in warned(data)[0][1]
+
+
+def test_a_comparison_cohort_never_treated_needs_no_coaches(data: dict[str, Any]) -> None:
+    del cohort(data, "wave-b")["treatment_starts"]
+    del cohort(data, "wave-b")["coaches"]
+    del cohort(data, "wave-b")["review_channel"]
+
+    assert warned(data) == []
+
+
+def test_a_first_analysis_before_the_minimum_exposure_is_warned(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["plan"]["first_analysis"] = "2026-01-26"  # the cohort's week 4; exposure needs 6
+
+    [(path, message)] = warned(data)
+
+    assert path == "cohorts.0.plan.first_analysis"
+    assert "week 4, before any member can have answered the plan's min_exposure_weeks 6 weeks" in message
+
+
+def test_a_first_analysis_after_the_cohort_ends_is_warned(data: dict[str, Any]) -> None:
+    cohort(data, "pilot-a")["plan"]["first_analysis"] = "2026-06-01"
+
+    [(path, message)] = warned(data)
+
+    assert path == "cohorts.0.plan.first_analysis"
+    assert "after the cohort's last week 12" in message
+
+
+def test_a_cohort_smaller_than_min_group_size_is_warned_its_figures_are_withheld(data: dict[str, Any]) -> None:
+    cohort(data, "wave-b")["members"] = cohort(data, "wave-b")["members"][:4]
+
+    assert warned(data) == [("cohorts.1.members", "4 members, fewer than min_group_size 5: every figure in its digest will be withheld")]
+
+
+def test_members_without_a_timezone_are_warned_they_get_utc_times(data: dict[str, Any]) -> None:
+    del member(data, "pilot-a", "ana@example.com")["timezone"]
+    del member(data, "pilot-a", "bruno@example.com")["timezone"]
+
+    [(path, message)] = warned(data)
+
+    assert path == "cohorts.0.members"
+    assert message.startswith("2 members without a timezone (such as ana@example.com) get their messages on UTC time")
