@@ -97,6 +97,10 @@ class Inbound(Protocol):
         """The member's own page (Slack App Home)."""
         ...
 
+    async def account_closed(self, platform: str, user_id: str, at: datetime, reason: str) -> None:
+        """The platform says member ``user_id`` is gone (deactivated, left the organisation)."""
+        ...
+
 
 class RehearsalPort(Protocol):
     """Plays the stakeholder and reviews the pitch: adapters.llm.OpenAiLlm, or
@@ -151,11 +155,25 @@ class LlmError(Exception):
         self.learner_message = learner_message or LEARNER_MESSAGES[kind]
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What a platform says about one of its members: their email addresses (lower case) and
+    whether the account is still active (not deactivated, not gone from the workspace)."""
+
+    emails: tuple[str, ...]
+    active: bool = True
+
+
 class ChatPort(Protocol):
     """One chat platform as the application sees it."""
 
     async def resolve(self, email: str) -> str | None:
-        """The platform user id for an email, or None if nobody has it."""
+        """The platform user id for an email, or None if nobody (active) has it."""
+        ...
+
+    async def profile(self, user_id: str) -> Profile | None:
+        """What the platform says about member ``user_id`` (who wrote to the bot for the first
+        time); None when it cannot say."""
         ...
 
     async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:

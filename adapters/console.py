@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from adapters.base import Click, DeliveryError, Recipient
+from adapters.base import Click, DeliveryError, Profile, Recipient
 from nudges.messages import Message, Section
 
 
@@ -35,6 +35,10 @@ class ConsoleChat:
 
     async def resolve(self, email: str) -> str | None:
         return None if email in self.unreachable else f"console:{email}"
+
+    async def profile(self, user_id: str) -> Profile | None:
+        email = user_id.removeprefix("console:")
+        return Profile((email,)) if user_id.startswith("console:") and email not in self.unreachable else None
 
     async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:
         target = to.user_id or to.channel_id

@@ -41,7 +41,7 @@ from bot.files import load_program  # noqa: E402
 from bot.jobs import tick  # noqa: E402
 from nudges.program import parse_program  # noqa: E402
 from nudges.weeks import IsoWeek  # noqa: E402
-from storage import people  # noqa: E402
+from storage import accounts, people  # noqa: E402
 from storage.db import Database, upgrade  # noqa: E402
 from storage.models import Delivery, Person  # noqa: E402
 from storage.programs import save_program  # noqa: E402
@@ -89,7 +89,7 @@ async def prepare(url: str, members: int, fake_url: str) -> list[str]:
         await save_program(session, program, "bench", monday_morning)
         for i, person in enumerate((await session.scalars(select(Person).order_by(Person.id))).all()):
             await people.set_consent(session, person.id, "accepted", monday_morning)
-            person.platform_user_id = f"{TEAM}:U{i:05d}"
+            await accounts.link(session, person.id, "slack", f"{TEAM}:U{i:05d}", monday_morning)
     await tick(db, program, monday_morning)
     chat = SlackChat(make_client(fake_url, "xoxb-bench"), SingleWorkspace("xoxb-bench"))
     await deliver_outbox(db, program, {"slack": chat}, monday_morning)

@@ -177,26 +177,21 @@ async def _db_upgrade(settings: Settings) -> int:
 async def _program(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build
     from bot.files import read_program
-    from bot.programs import describe_program, resolve_members, store_program
+    from bot.identity import Identities
+    from bot.programs import describe_program, load_report, store_program
 
     loaded = read_program(args.file) if args.program_command == "load" else None
     await _check_schema(settings)
     app = build(settings)
     try:
         if loaded is not None:
-            program = loaded.program
-            saved = await store_program(app.db, program, args.file, datetime.now(UTC))
-            state = f"loaded as version {saved.version_id}" if saved.changed else f"unchanged (version {saved.version_id})"
-            print(f"{args.file}: {program.program} {state}: {saved.cohorts} cohorts, {saved.participants} members")
-            for warning in loaded.warnings:  # loaded all the same: each is a choice the owner may have meant
-                print(f"warning: {warning}")
-            if saved.deactivated:
-                print(f"{saved.deactivated} memberships no longer in the file were deactivated (their answers are kept)")
-            unresolved = await resolve_members(app.db, app.chats) if app.chats else []
-            if unresolved:
-                print(f"{len(unresolved)} members could not be found and will get no messages until they are:")
-                for line in unresolved:
-                    print(f"  {line}")
+            program, now = loaded.program, datetime.now(UTC)
+            saved = await store_program(app.db, program, args.file, now)
+            await app.start()
+            identities = Identities(app.db, app.chats)
+            unlinked = await identities.link_program(now, _progress("linking people to their chat accounts")) if app.chats else []
+            # Warnings: loaded all the same, since each is a choice the owner may have meant.
+            print("\n".join(load_report(args.file, program, saved, unlinked, loaded.warnings)))
         else:
             print(await describe_program(app.db))
     finally:
@@ -422,6 +417,16 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     settle()
     await run_worker(app, metrics_at=(args.metrics_host, args.metrics_port) if args.metrics_port else None)
     return 0
+
+
+def _progress(what: str) -> Callable[[int, int], None]:
+    """Prints ``what: done/total`` on stderr now and then, for work that takes minutes."""
+
+    def show(done: int, total: int) -> None:
+        if total >= 50 and (done % 100 == 0 or done == total):
+            print(f"reinforce: {what}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _process_logging(name: str) -> logging.Logger:

@@ -23,7 +23,7 @@ from nudges.consent import consent_message
 from nudges.messages import Message
 from nudges.program import Program
 from nudges.weeks import IsoWeek
-from storage import checkins, outbox
+from storage import accounts, checkins, outbox
 from storage.db import Database
 from storage.models import Delivery, Person
 from storage.outbox import Outcome
@@ -48,9 +48,8 @@ class Member:
 
     id: int
     email: str
-    platform: str | None
-    platform_user_id: str | None
     paused_at: datetime | None
+    accounts: dict[str, str] = field(default_factory=dict)  # platform -> member id
 
 
 @dataclass(slots=True)
@@ -245,16 +244,16 @@ class Deliverer:
             raise DeliveryError("the delivery names nobody", permanent=True)
         if person.paused_at is not None:
             raise DeliveryError("the member paused Reinforce", permanent=True)
-        if not person.platform_user_id:
+        platform = row.platform or ""
+        if platform not in person.accounts:
+            # Not linked at `program load` (not found then): look them up now.
             user_id = await chat.resolve(person.email)
             if user_id is None:
-                raise DeliveryError(f"{person.email} was not found on {person.platform}", permanent=True)
+                raise DeliveryError(f"{person.email} was not found on {platform}", permanent=True)
             async with self.db.session() as session:
-                stored = await session.get(Person, person.id)
-                if stored is not None:
-                    stored.platform_user_id = user_id
-            person.platform_user_id = user_id
-        return Recipient(platform=row.platform or "", user_id=person.platform_user_id)
+                await accounts.link(session, person.id, platform, user_id, utc_now())
+            person.accounts[platform] = user_id
+        return Recipient(platform=platform, user_id=person.accounts[platform])
 
     async def _render(self, program: Program, row: outbox.Claimed, answered: dict[str, str], clock: Callable[[], datetime]) -> Message:
         if row.kind == "consent":
@@ -334,10 +333,9 @@ def _tenant(to: Recipient) -> str:
 async def _people(session: AsyncSession, ids: set[int]) -> dict[int, Member]:
     if not ids:
         return {}
-    rows = await session.execute(
-        select(Person.id, Person.email, Person.platform, Person.platform_user_id, Person.paused_at).where(Person.id.in_(ids))
-    )
-    return {row.id: Member(*row) for row in rows}
+    rows = await session.execute(select(Person.id, Person.email, Person.paused_at).where(Person.id.in_(ids)))
+    linked = await accounts.linked(session, ids)
+    return {row.id: Member(row.id, row.email, row.paused_at, linked.get(row.id, {})) for row in rows}
 
 
 def utc_now() -> datetime:

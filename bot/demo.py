@@ -23,6 +23,7 @@ from bot.app import App, build
 from bot.chart import chart_png
 from bot.digests import cohort_digest
 from bot.files import load_program
+from bot.identity import Identities
 from bot.jobs import tick
 from bot.ratelimit import Limits, RateLimiter
 from bot.settings import Settings
@@ -30,7 +31,6 @@ from bot.simulation import COMPARISON, PILOT, Managers
 from nudges.digest import render_text
 from nudges.program import Program, parse_program
 from nudges.weeks import IsoWeek
-from storage import people
 from storage.db import upgrade
 from storage.models import BehaviorSignal, CheckinAnswer, Delivery
 from storage.programs import save_program
@@ -96,6 +96,8 @@ async def run_demo(out_dir: Path, weeks: int = 8, managers: int = 40, out: TextI
         with (out_dir / "transcript.txt").open("w") as transcript:
             chat = ConsoleChat(out=transcript)
             app.chats.update(slack=chat, teams=chat)
+            # As `reinforce program load` does: everyone is linked to their (console) account by email.
+            await Identities(app.db, app.chats).link_program(datetime.combine(pilot.starts, time(0), UTC) - timedelta(days=3))
             # A terminal has no rate limit: pacing the console as if it were Slack would only
             # make the demo wait in real seconds between messages of one simulated instant.
             app.deliverer.limiter = RateLimiter(Limits(per_conversation={}, per_tenant={}))
@@ -205,11 +207,8 @@ async def _rehearsal(app: App, program: Program, chat: ConsoleChat, now: datetim
     leader is told: the human-review loop end to end."""
     leader = program.cohort(PILOT).members[0]
     leader_id = f"console:{leader.email}"
-    async with app.db.session() as session:
-        coach = await people.by_email(session, "coach@example.com")
-        if coach is None:
-            raise DemoError("the example program names no coach@example.com to review the rehearsal")
-        coach.platform, coach.platform_user_id = "slack", "console:coach@example.com"
+    if "coach@example.com" not in program.cohort(PILOT).coaches:
+        raise DemoError("the example program names no coach@example.com to review the rehearsal")
     say(f"A rehearsal by {leader.email} (offline rubric check, no AI):")
     await app.inbound.command(TextCommand(leader.platform, leader_id, "rehearse vp-decision-huddles", now))
     for line in REHEARSAL:

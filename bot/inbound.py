@@ -19,6 +19,7 @@ from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCom
 from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, record_nudge_feedback
 from bot.digests import scheduled_digest
 from bot.home import home_view
+from bot.identity import Identities
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
 from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message
@@ -99,12 +100,16 @@ class InboundHandler:
         self.programs = programs
         self.chats = chats
         self.rehearsals = rehearsals
+        self.identities = Identities(db, chats)
         self.answers = ClickBatcher(self._record_answers)
 
     async def _record_answers(self, answers: list[tuple[Click, ChoiceRef]]) -> list[AnswerOutcome]:
         return await record_answers(self.db, await self.programs.get(), answers)
 
     async def click(self, click: Click) -> Reply:
+        # Every request starts by knowing who sent it: a person met for the first time is
+        # linked here (their platform profile's email), so the use cases below find them.
+        await self.identities.recognise(click.platform, click.user_id, click.at)
         if click.value in (ACCEPT, DECLINE):
             return await self._consent(click)
         if click.value.startswith("nudge|"):
@@ -130,6 +135,7 @@ class InboundHandler:
 
     async def submit(self, submission: Submission) -> Reply:
         """A card's answers (each recorded like a click) and an optional note."""
+        await self.identities.recognise(submission.platform, submission.user_id, submission.at)
         if submission.note is not None and len(submission.note) > NOTE_LIMIT:
             return Reply(text=f"Your note is {len(submission.note)} characters long; please keep it under {NOTE_LIMIT}. Nothing was saved.")
         if (submission.context or "").startswith("review|"):
@@ -158,6 +164,7 @@ class InboundHandler:
         return reply
 
     async def command(self, command: TextCommand) -> Reply:
+        await self.identities.recognise(command.platform, command.user_id, command.at)
         text = command.text.strip()
         verb, _, rest = text.partition(" ")
         verb = verb.lower()
@@ -190,6 +197,7 @@ class InboundHandler:
 
     async def message(self, command: TextCommand) -> Reply:
         """Free text in the DM: a rehearsal turn when one is running, else a command."""
+        await self.identities.recognise(command.platform, command.user_id, command.at)
         if len(command.text) > COMMAND_LIMIT * 8:
             return Reply(text="That message is too long for me; please keep it under 4,000 characters.")
         during = await self.rehearsals.say(command) if self.rehearsals is not None else None
@@ -204,8 +212,15 @@ class InboundHandler:
         return await self.rehearsals.decide(platform, user_id, int(parts[1]), parts[2], at, (note or "").strip() or None)
 
     async def home(self, platform: str, user_id: str, now: datetime) -> Message:
+        await self.identities.recognise(platform, user_id, now)
         program = await self.programs.get()
         return await home_view(self.db, program, platform, user_id, now)
+
+    async def account_closed(self, platform: str, user_id: str, at: datetime, reason: str) -> None:
+        """The platform says the member is gone: unlinked and paused, audited."""
+        email = await self.identities.account_closed(platform, user_id, at, reason)
+        if email is not None:
+            log.info("%s's %s account was closed (%s): unlinked and paused", email, platform, reason)
 
     async def _member(self, platform: str, user_id: str) -> Person | None:
         async with self.db.session() as session:

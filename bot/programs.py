@@ -4,25 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from adapters.base import ChatPort, DeliveryError
+from bot.identity import ROLE_GROUPS, ROLES, Unlinked
 from nudges.program import Program, ProgramError
 from storage import audit, people
 from storage.db import Database
-from storage.models import Cohort, Membership, Person, ProgramVersion
+from storage.models import Cohort, Membership, ProgramVersion
 from storage.programs import SavedProgram, current_program, save_program
 
 
 async def store_program(db: Database, program: Program, source: str, now: datetime, actor: str = "cli") -> SavedProgram:
-    """Store a validated program (see bot.files.load_program) and audit the load."""
+    """Store a validated program (see bot.files.load_program) and audit the load, and every role
+    the file no longer gives (the person keeps their answers, not the role)."""
     async with db.session() as session:
         saved = await save_program(session, program, source, now)
         audit.record(session, now, actor, "program.load", subject=program.program, version=saved.version_id, changed=saved.changed)
+        for email, role, cohort in saved.removed:
+            audit.record(session, now, actor, "role.removed", subject=email, role=role, cohort=cohort)
     return saved
+
+
+def load_report(source: str, program: Program, saved: SavedProgram, unlinked: list[Unlinked], warnings: Sequence[str] = ()) -> list[str]:
+    """What `program load` tells the program owner: the version, the file's warnings, roles
+    removed, and who could not be linked to a chat account (grouped by role, with the reason)."""
+    state = f"loaded as version {saved.version_id}" if saved.changed else f"unchanged (version {saved.version_id})"
+    lines = [f"{source}: {program.program} {state}: {saved.cohorts} cohorts, {saved.participants} members"]
+    lines += [f"warning: {warning}" for warning in warnings]
+    if saved.removed:
+        lines.append(f"{len(saved.removed)} roles are no longer in the file and were removed (answers given are kept):")
+        lines += [f"  {email}: {role}{f' of {cohort}' if cohort else ''}" for email, role, cohort in saved.removed]
+    if unlinked:
+        lines.append(f"{len(unlinked)} people could not be linked to a chat account; they get no messages and cannot act until they are")
+        lines.append("(anyone not found now is linked when they first write to the bot):")
+        for role in ROLES:
+            group = [u for u in unlinked if u.roles[0] == role]
+            if group:
+                lines.append(f"  {ROLE_GROUPS[role]}:")
+                lines += [f"    {u.email}: {u.reason}" for u in group]
+    return lines
 
 
 class ProgramSource:
@@ -113,36 +136,3 @@ async def describe_program(db: Database) -> str:
         for nudge_id, counts in sorted(verdicts.items()):
             lines.append(f"  {nudge_id}: {counts.get('useful', 0)} / {counts.get('not_for_me', 0)}")
     return "\n".join(lines)
-
-
-async def resolve_members(db: Database, chats: Mapping[str, ChatPort]) -> list[str]:
-    """Find each participant's platform id by email; returns the ones nobody has (to report them).
-
-    Members already resolved are not looked up again.
-    """
-    async with db.session() as session:
-        pending = (
-            await session.scalars(
-                select(Person)
-                .join(Membership, Membership.person_id == Person.id)
-                .where(Membership.role == "participant", Membership.active, Person.platform_user_id.is_(None))
-                .order_by(Person.email)
-            )
-        ).all()
-    unresolved = []
-    for person in pending:
-        chat = chats.get(person.platform or "")
-        if chat is None:
-            unresolved.append(f"{person.email}: {person.platform} is not configured")
-            continue
-        try:
-            user_id = await chat.resolve(person.email)
-        except DeliveryError as exc:
-            unresolved.append(f"{person.email}: {exc.reason}")
-            continue
-        if user_id is None:
-            unresolved.append(f"{person.email}: nobody on {person.platform} has this email")
-            continue
-        async with db.session() as session:
-            await session.execute(update(Person).where(Person.id == person.id).values(platform_user_id=user_id))
-    return unresolved

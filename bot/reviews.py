@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.program import Program, ProgramError
 from nudges.review import escalations_due
-from storage import people, rehearsals
+from storage import accounts, people, rehearsals
 from storage.models import Person
 
 
@@ -46,18 +46,13 @@ async def review_reminders(session: AsyncSession, program: Program, now: datetim
         if learner is not None:
             rows.append(_row(f"review_pending:{review_id}", "review_pending", now, person=learner, payload=payload))
         if "admins" in due:
-            fallback = channel.platform if channel else (learner.platform if learner else None)
             for admin in await people.with_role(session, "admin"):
-                rows.append(
-                    _row(
-                        f"review_reminder:{review_id}:admin:{admin.id}",
-                        "review_reminder",
-                        now,
-                        person=admin,
-                        platform=admin.platform or fallback,
-                        payload=payload,
-                    )
-                )
+                # Written to where the admin is linked (the program file names no platform for them).
+                platform = await accounts.reachable_on(session, admin)
+                if platform is None:  # linked nowhere: `program load` and `doctor` report them
+                    continue
+                key = f"review_reminder:{review_id}:admin:{admin.id}"
+                rows.append(_row(key, "review_reminder", now, person=admin, platform=platform, payload=payload))
     return rows
 
 

@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
+from storage import accounts, audit
 from storage.db import Database, insert
-from storage.models import AuditEntry, ConversationRef, Person
+from storage.models import Account, AuditEntry, ConversationRef, Person
 
 PERSONAL = "personal"
 # The audit entry that pauses a member because they removed the app; reinstalling resumes
@@ -67,7 +67,7 @@ async def in_scope(session: AsyncSession, platform: str, scope: str) -> list[Con
 
 async def unlinked(session: AsyncSession, platform: str) -> list[ConversationRef]:
     """Personal references whose member no person of the program is linked to."""
-    linked = select(Person.platform_user_id).where(Person.platform == platform, Person.platform_user_id.is_not(None))
+    linked = select(Account.user_id).where(Account.platform == platform)
     rows = await session.scalars(
         select(ConversationRef)
         .where(ConversationRef.platform == platform, ConversationRef.scope == PERSONAL, ConversationRef.target.not_in(linked))
@@ -77,22 +77,16 @@ async def unlinked(session: AsyncSession, platform: str) -> list[ConversationRef
 
 
 async def link(session: AsyncSession, platform: str, target: str, emails: Collection[str], now: datetime) -> Person | None:
-    """Give the program person with one of ``emails`` (on ``platform``) the member id ``target``;
-    resume them if removing the app is what paused them."""
+    """Link the member id ``target`` to the program person with one of ``emails`` (whatever their
+    role); resume them if removing the app is what paused them."""
     wanted = {e.strip().lower() for e in emails if e}
     if not wanted:
         return None
-    person = await session.scalar(select(Person).where(Person.platform == platform, Person.email.in_(wanted)).order_by(Person.id).limit(1))
+    person = await session.scalar(select(Person).where(Person.email.in_(wanted)).order_by(Person.id).limit(1))
     if person is None:
         return None
-    if person.platform_user_id != target:
-        # The id is unique per platform: whoever held it before (a changed email) lets go.
-        await session.execute(
-            update(Person)
-            .where(Person.platform == platform, Person.platform_user_id == target, Person.id != person.id)
-            .values(platform_user_id=None)
-        )
-        person.platform_user_id = target
+    if await accounts.link(session, person.id, platform, target, now):
+        audit.record(session, now, person.email, "account.linked", subject=person.email, platform=platform, how="app installed")
     if person.paused_at is not None and await _paused_by_removal(session, person):
         person.paused_at = None
         audit.record(
@@ -104,7 +98,7 @@ async def link(session: AsyncSession, platform: str, target: str, emails: Collec
 async def unlink(session: AsyncSession, platform: str, target: str, now: datetime, reason: str) -> Person | None:
     """Pause the person with member id ``target`` because they removed the app, with ``reason``
     in the audit log; someone already paused stays paused as they chose."""
-    person = await session.scalar(select(Person).where(Person.platform == platform, Person.platform_user_id == target))
+    person = await accounts.person_of(session, platform, target)
     if person is None:
         return None
     if person.paused_at is None:

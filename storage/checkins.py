@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.weeks import IsoWeek
 from storage.db import insert
-from storage.models import BehaviorSignal, CheckinAnswer, CheckinNote, Cohort, Consent, InboundEvent, Membership, MemberWeek, Person
+from storage.models import (
+    Account,
+    BehaviorSignal,
+    CheckinAnswer,
+    CheckinNote,
+    Cohort,
+    Consent,
+    InboundEvent,
+    Membership,
+    MemberWeek,
+    Person,
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +65,8 @@ async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], 
         return found
     rows = await session.execute(
         select(
-            Person.platform,
-            Person.platform_user_id,
+            Account.platform,
+            Account.user_id,
             Person.id,
             Person.timezone,
             Consent.status,
@@ -65,6 +76,7 @@ async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], 
             CheckinAnswer.behavior_key,
             CheckinAnswer.value,
         )
+        .join(Account, Account.person_id == Person.id)
         .outerjoin(Consent, Consent.person_id == Person.id)
         .outerjoin(Membership, (Membership.person_id == Person.id) & (Membership.role == "participant") & Membership.active)
         .outerjoin(Cohort, Cohort.id == Membership.cohort_id)
@@ -72,11 +84,10 @@ async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], 
             CheckinAnswer,
             (CheckinAnswer.person_id == Person.id) & (CheckinAnswer.cohort_id == Cohort.id) & (CheckinAnswer.week <= str(upto)),
         )
-        .where(tuple_(Person.platform, Person.platform_user_id).in_(wanted))
+        .where(tuple_(Account.platform, Account.user_id).in_(wanted))
     )
     for platform, user_id, person_id, timezone, consent, cohort_key, cohort_id, week, behavior, value in rows:
-        clicker = cast(tuple[str, str], (platform, user_id))  # not null: the query matched on them
-        who = found.setdefault(clicker, Answerer(person_id, timezone, consent, {}, {}))
+        who = found.setdefault((platform, user_id), Answerer(person_id, timezone, consent, {}, {}))
         if cohort_key is not None:
             who.cohorts[cohort_key] = cohort_id
         if week is not None:

@@ -23,7 +23,9 @@ from sqlalchemy import CursorResult, Result, Text, cast, delete, func, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nudges.program import ProgramError, parse_program
+from storage import accounts
 from storage.models import (
+    Account,
     AuditEntry,
     BehaviorSignal,
     CheckinAnswer,
@@ -103,23 +105,25 @@ async def find_subject(session: AsyncSession, who: str) -> Subject:
     if "@" in text:
         email = text.lower()
         person = await session.scalar(select(Person).where(Person.email == email))
-        ids = ((person.platform, person.platform_user_id),) if person is not None and person.platform_user_id else ()
+        ids = tuple((await accounts.linked(session, [person.id])).get(person.id, {}).items()) if person is not None else ()
         return Subject(person, email, ids)
     platform, _, rest = text.partition(":")
     platform_given = platform in PLATFORMS and ":" in rest
     member = rest if platform_given else text
     if ":" not in member or not all(member.split(":", 1)) or len(member) > 300:
         raise LifecycleError(f"{who[:80]!r} is neither an email nor a platform id like T0001:U123 (Slack) or TENANT:AAD-ID (Teams)")
-    query = select(Person).where(Person.platform_user_id == member)
+    query = select(Account.platform, Person).join(Person, Person.id == Account.person_id).where(Account.user_id == member)
     if platform_given:
-        query = query.where(Person.platform == platform)
-    found = list(await session.scalars(query))
+        query = query.where(Account.platform == platform)
+    found = list(await session.execute(query))
     if len(found) > 1:
-        platforms = ", ".join(sorted(p.platform or "?" for p in found))
-        raise LifecycleError(f"{member} names people on {platforms}; say which, e.g. {found[0].platform}:{member}")
-    person = found[0] if found else None
-    known_platform = person.platform if person is not None else (platform if platform_given else None)
-    return Subject(person, person.email if person else None, ((known_platform, member),))
+        platforms = ", ".join(sorted(p for p, _person in found))
+        raise LifecycleError(f"{member} names people on {platforms}; say which, e.g. {found[0][0]}:{member}")
+    known_platform, person = found[0] if found else (platform if platform_given else None, None)
+    if person is None:
+        return Subject(None, None, ((known_platform, member),))
+    ids = tuple((await accounts.linked(session, [person.id])).get(person.id, {}).items())
+    return Subject(person, person.email, ids)
 
 
 def make_receipt(identifier: str, salt: bytes | None = None) -> dict[str, Any]:

@@ -84,13 +84,30 @@ class Person(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(120))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Where the program file says a participant works (their check-ins go there); None for
+    # someone listed only as a coach, sponsor or admin, who is written to where last seen.
     platform: Mapped[str | None] = mapped_column(String(16))
-    # The platform's user id once resolved (Slack U..., Teams AAD object id).
-    platform_user_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     # Set while the member has paused Reinforce (/reinforce pause); nothing is sent meanwhile.
     paused_at: Mapped[datetime | None]
-    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+
+class Account(Base):
+    """A person's account on one chat platform, linked by the bot itself from the program's
+    email: looked up at `program load`, or matched when the person first writes to the bot.
+
+    ``user_id`` is the platform's member id as the chat adapter spells it ("TEAM:USER" in
+    Slack, "TENANT:AAD-OBJECT-ID" in Teams); storage never looks inside it.
+    """
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(200))
+    linked_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    __table_args__ = (UniqueConstraint("platform", "user_id"), UniqueConstraint("person_id", "platform"))
 
 
 class Cohort(Base):

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import accounts
 from storage.db import insert
 from storage.models import Cohort, Consent, Membership, NudgeFeedback, Person
 
@@ -17,7 +18,16 @@ async def by_email(session: AsyncSession, email: str) -> Person | None:
 
 
 async def by_platform_id(session: AsyncSession, platform: str, user_id: str) -> Person | None:
-    return await session.scalar(select(Person).where(Person.platform == platform, Person.platform_user_id == user_id))
+    """The person whose linked account on ``platform`` is ``user_id``."""
+    return await accounts.person_of(session, platform, user_id)
+
+
+async def by_emails(session: AsyncSession, emails: Iterable[str]) -> Person | None:
+    """The person whose program email is one of ``emails`` (a platform profile may give two)."""
+    wanted = sorted({e.strip().lower() for e in emails if e})
+    if not wanted:
+        return None
+    return await session.scalar(select(Person).where(Person.email.in_(wanted)).order_by(Person.id).limit(1))
 
 
 async def consent_status(session: AsyncSession, person_id: int) -> str | None:

@@ -1,6 +1,11 @@
 """Both entry points of the real web app (signed Slack requests, Bot Framework activities in
 local-development mode) against the fake Slack Web API and the fake Bot Connector, with the
-example program loaded: what the role, fuzz and lifecycle tests drive."""
+example program loaded: what the role, fuzz and lifecycle tests drive.
+
+State comes only through the product's own doors, as in a real workspace: the program is
+loaded and its people linked by `program load`'s use cases (Slack's users.lookupByEmail),
+Teams members link themselves by installing the app, and consent is a press of Accept.
+Nothing here writes an id, a role or a consent into the database."""
 
 from __future__ import annotations
 
@@ -22,16 +27,24 @@ from sqlalchemy import func, select
 from bot.app import App, build
 from bot.checkins import deliver_outbox
 from bot.files import load_program
+from bot.identity import Identities
 from bot.jobs import tick
+from bot.programs import store_program
 from bot.settings import Settings
 from bot.web import make_web_app
+from nudges.consent import ACCEPT
 from nudges.program import Program
 from nudges.weeks import IsoWeek
-from storage import people
 from storage.db import Database
-from storage.models import AuditEntry, Base, Person
-from storage.programs import save_program
-from tests.fakes.bot_connector import FakeBotConnector, personal_conversation, personal_install, running_fake_connector, text_message
+from storage.models import AuditEntry, Base
+from tests.fakes.bot_connector import (
+    FakeBotConnector,
+    card_submit,
+    personal_conversation,
+    personal_install,
+    running_fake_connector,
+    text_message,
+)
 from tests.fakes.slack import FakeSlack, block_action, interaction_body, running_fake_slack, sign
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "program.yaml"
@@ -39,6 +52,7 @@ SECRET = "rig-signing-secret"
 TEAM, TENANT, BOT = "T0001", "tenant-0001", "28:reinforce-dev"
 SPONSOR_CHANNEL = "19:wave-b-sponsors@thread.tacv2"
 MONDAY = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+SUNDAY = datetime(2026, 1, 4, 9, 0, tzinfo=UTC)  # before the cohorts' first week
 WEEK = IsoWeek.of(MONDAY)
 T = TypeVar("T")
 
@@ -69,13 +83,17 @@ class Rig:
             return response.status, await response.text()
 
     async def slack_command(self, email: str, text: str) -> str:
+        return await self.slack_command_as(slack_user_of(email), text)
+
+    async def slack_command_as(self, user: str, text: str) -> str:
+        """`/reinforce TEXT` typed by Slack user ``user`` of the rig's workspace."""
         body = urlencode(
             {
                 "command": "/reinforce",
                 "text": text,
                 "team_id": TEAM,
-                "user_id": slack_user_of(email),
-                "channel_id": f"D{slack_user_of(email)}",
+                "user_id": user,
+                "channel_id": f"D{user}",
                 "response_url": "http://127.0.0.1:9/unused",
                 "trigger_id": "t1",
                 "token": "x",
@@ -133,10 +151,24 @@ class Rig:
             )
             return [tuple(r) for r in rows]  # type: ignore[misc]
 
-    async def consent_all(self, at: datetime = MONDAY) -> None:
-        async with self.db.session() as session:
-            for person in (await session.scalars(select(Person))).all():
-                await people.set_consent(session, person.id, "accepted", at)
+    async def consent_all(self) -> None:
+        """Every participant accepts the consent request as they would, the day before the
+        cohort starts: a Slack member presses Accept; a Teams member installs the app (which
+        links them) and presses Accept on its card. The tests look at what comes after: the
+        updates of the consent messages are left out of the fakes' call logs."""
+        program = await self.app.programs.get()
+        slack = 0
+        for member in (m for c in program.cohorts for m in c.members):
+            if member.platform == "slack":
+                assert await self.slack_click(member.email, ACCEPT, action_ts=f"{SUNDAY.timestamp():.6f}") == 200
+                slack += 1
+                continue
+            account = await self.teams_install(member.email)
+            accept = card_submit(self.teams.url, TENANT, BOT, account, "consent-card", {"value": ACCEPT}, timestamp=SUNDAY.isoformat())
+            assert await self.teams_post(accept) == 201
+        await wait_for(lambda: len(self.slack.called("chat.update")) >= slack)
+        self.slack.calls[:] = [c for c in self.slack.calls if c.method != "chat.update"]
+        self.teams.calls[:] = [c for c in self.teams.calls if c.op != "update"]
 
     async def deliver_checklists(self, at: datetime = MONDAY) -> None:
         """What the scheduler queues on the Monday morning of ``at``'s week (consent requests,
@@ -178,15 +210,12 @@ async def running_rig(db_url: str, **settings: Any) -> AsyncIterator[Rig]:
             **settings,
         }
         app = build(Settings(database_url=db_url, **options))
-        async with app.db.session() as session:
-            await save_program(session, program, "examples/program.yaml", MONDAY)
-            # Slack members are resolved as `reinforce program load` does with the workspace.
-            for person in (await session.scalars(select(Person).where(Person.email.in_(list(slack.users))))).all():
-                if person.platform in ("slack", None):
-                    person.platform, person.platform_user_id = "slack", f"{TEAM}:{slack_user_of(person.email)}"
         server = TestServer(make_web_app(app), host="127.0.0.1")
         await server.start_server()
         try:
+            # What `reinforce program load` does: store the program, link its people by email.
+            await store_program(app.db, program, "examples/program.yaml", MONDAY)
+            await Identities(app.db, app.chats).link_program(MONDAY)
             async with aiohttp.ClientSession() as http:
                 yield Rig(app, slack, teams, str(server.make_url("")).rstrip("/"), http)
         finally:

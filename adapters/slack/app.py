@@ -150,6 +150,7 @@ class SlackAdapter:
         self.app.command("/reinforce")(self._on_command)
         self.app.event("app_home_opened")(self._on_home)
         self.app.event("message")(self._on_message)
+        self.app.event("user_change")(self._on_user_change)
         self.app.error(self._on_error)
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -213,6 +214,13 @@ class SlackAdapter:
         user_id = member_id(command.get("team_id", ""), command["user_id"])
         reply = await self.inbound.command(TextCommand("slack", user_id, unescape(command.get("text", "")), datetime.now(UTC)))
         await ack(text=escape(reply.text or ""))
+
+    async def _on_user_change(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        """A workspace admin deactivated a member: the application lets their account go."""
+        user = event.get("user")
+        if isinstance(user, dict) and user.get("deleted") and isinstance(user.get("id"), str):
+            user_id = member_id(user.get("team_id") or body.get("team_id") or "", user["id"])
+            await self.inbound.account_closed("slack", user_id, datetime.now(UTC), "deactivated in the Slack workspace")
 
     async def _on_home(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":

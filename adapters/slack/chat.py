@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import ChatPort, DeliveryError, Recipient
+from adapters.base import ChatPort, DeliveryError, Profile, Recipient
 from adapters.slack.blocks import blocks_json, escape, fallback_text, home_view, uploads
 from nudges.messages import Message
 
@@ -162,8 +162,23 @@ class SlackChat(ChatPort):
                     continue
                 raise
             user = response["user"]
+            if user.get("deleted"):
+                continue
             return member_id(user.get("team_id") or "", user["id"])
         return None
+
+    async def profile(self, user_id: str) -> Profile | None:
+        """users.info: the member's profile email, and whether they were deactivated."""
+        team, user = split_member_id(user_id)
+        try:
+            response = await self._call(self.client.users_info, user=user, token=await self.tokens.for_team(team))
+        except DeliveryError as exc:
+            if exc.reason.startswith(("user_not_found", "users_not_found")):
+                return None
+            raise
+        found = response["user"]
+        email = str((found.get("profile") or {}).get("email") or "").strip().lower()
+        return Profile(emails=(email,) if email else (), active=not found.get("deleted") and not found.get("is_bot"))
 
     async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:
         team, channel, token = await self._where(to, open_dm=False)

@@ -150,6 +150,8 @@ def _metadata(metadata: Any) -> str | None:
 def _event(event: Any) -> str | None:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return "event.type is missing"
+    if event["type"] == "user_change":  # carries the whole user object
+        return _user_change(event)
     for key in ("user", "channel", "channel_type", "subtype", "bot_id", "tab"):
         if not _text_or_absent(event, (key,)):
             return f"event.{key} is not text"
@@ -157,6 +159,15 @@ def _event(event: Any) -> str | None:
         return "event.view is not an object"
     if not _ts_or_absent(event, ("ts",)):
         return "event.ts is not a Slack timestamp"
+    return None
+
+
+def _user_change(event: dict[str, Any]) -> str | None:
+    user = event.get("user")
+    if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+        return "event.user is not a user object"
+    if not _text_or_absent(user, ("team_id",)) or not isinstance(user.get("deleted", False), bool):
+        return "event.user.team_id or event.user.deleted is not as Slack sends it"
     return None
 
 

@@ -30,7 +30,7 @@ from botbuilder.schema.teams import TeamsChannelAccount
 from botframework.connector.aio import ConnectorClient
 from msrest.exceptions import ClientException, HttpOperationError
 
-from adapters.base import ChatPort, DeliveryError, Recipient
+from adapters.base import ChatPort, DeliveryError, Profile, Recipient
 from adapters.teams.cards import CONTENT_TYPE, to_card
 from nudges.messages import Message
 
@@ -167,6 +167,24 @@ class TeamsChat(ChatPort):
                 continue
             if found is not None:
                 return found
+        return None
+
+    async def profile(self, user_id: str) -> Profile | None:
+        """The member's email and UPN: from their personal chat's member record when the app is
+        installed for them, else from the roster of a team the app is in."""
+        reference = await self.addresses.reference(user_id)
+        if reference is not None and (emails := await self._emails_of_member(user_id, reference)):
+            return Profile(emails)
+        aad = user_id.partition(":")[2]
+        for channel, team in await self.addresses.references(CHANNEL):
+            try:
+                roster = await self._roster(ConversationReference().deserialize(team))
+            except DeliveryError as exc:
+                log.info("could not read the roster of the team of %s: %s", channel, exc.reason)
+                continue
+            for member in roster.values():
+                if member.aad_object_id == aad:
+                    return Profile(emails_of(member))
         return None
 
     async def send(self, to: Recipient, message: Message, key: str | None = None) -> dict[str, Any]:

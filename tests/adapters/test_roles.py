@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,13 +13,16 @@ import pytest
 from sqlalchemy import select
 
 from adapters.base import Recipient
+from bot.files import load_program
 from bot.jobs import tick
+from bot.programs import store_program
 from nudges.checklist import ChoiceRef
+from nudges.program import parse_program
 from storage import people
 from storage.db import Database
 from storage.models import FeedbackReview
 from tests.fakes.bot_connector import card_submit, personal_conversation
-from tests.rig import BOT, MONDAY, TEAM, TENANT, Rig, running_rig, slack_user_of, wait_for
+from tests.rig import BOT, EXAMPLE, MONDAY, TEAM, TENANT, Rig, running_rig, slack_user_of, wait_for
 
 
 @pytest.fixture
@@ -207,7 +211,7 @@ async def _flagged_review(rig: Rig) -> int:
     assert "Rehearsal started" in await rig.slack_command(leader, "rehearse vp-decision-huddles")
     for n, text in enumerate(("Otherwise I will put Sam on a PIP.", "done")):
         assert (await rig.slack_post(_dm_event(leader, text, n), "application/json"))[0] == 200
-        await wait_for(lambda: len(rig.slack.called("chat.update")) > n)  # the turn runs after the ack
+        await wait_for(lambda n=n: len(rig.slack.called("chat.update")) > n)  # the turn runs after the ack
         await rig.app.rehearsals.drain()
     async with rig.db.session() as session:
         review = await session.scalar(select(FeedbackReview))
@@ -248,9 +252,7 @@ async def test_a_review_decision_sent_from_teams_by_someone_who_is_not_a_coach_i
 
 async def test_a_coach_in_teams_edits_flagged_feedback_in_the_cards_text_box(rig: Rig) -> None:
     review_id = await _flagged_review(rig)
-    async with rig.db.session() as session:  # the coach works in Teams
-        person = await people.by_email(session, "coach@example.com")
-        person.platform, person.platform_user_id = "teams", None
+    # The coach, linked in Slack by `program load`, also works in Teams: installing the app links that account too.
     rig.teams.add_member(TENANT, "coach@example.com", "Coach")
     coach = await rig.teams_install("coach@example.com")
     # The review card, as the worker would post it, in the coach's chat.
@@ -284,3 +286,84 @@ async def test_opting_out_stops_the_next_ticks_checklist_for_that_member_only(ri
     checklists = {p["channel"] for (_c, _ts), p in rig.slack.messages.items() if "check-in" in p.get("text", "")}
     assert slack_user_of("sami@example.com") in checklists  # the same tick reached Sami, in Ana's time zone
     assert slack_user_of("ana@example.com") not in checklists
+
+
+# --- roles that work: linked by `program load` or on first contact, never by hand -------------
+
+
+async def test_the_sponsor_gets_the_digest_and_the_owner_the_status_by_slash_command(rig: Rig) -> None:
+    before = len(await rig.audit())
+    assert "Pilot A" in await rig.slack_command("vp.product@example.com", "digest pilot-a")
+    assert "cohorts," in await rig.slack_command("owner@example.com", "status")
+    assert [entry for entry in (await rig.audit())[before:] if entry[1].startswith("command.")] == [
+        ("vp.product@example.com", "command.digest", "pilot-a", "ok"),
+        ("owner@example.com", "command.status", None, "ok"),
+    ]
+
+
+async def test_someone_joining_the_workspace_after_program_load_is_linked_on_first_contact_a_stranger_never(rig: Rig) -> None:
+    rig.slack.users["vp.product@example.com"] = (TEAM, "UVPNEW")  # the sponsor's new account, never looked up
+    assert "Pilot A" in await rig.slack_command_as("UVPNEW", "digest pilot-a")
+    rig.slack.add_user("someone@elsewhere.example", TEAM, "USOMEONE")
+    assert await rig.slack_command_as("USOMEONE", "digest pilot-a") == "Only sponsors can use `digest`."
+    assert (await rig.audit())[-1] == (f"slack:{TEAM}:USOMEONE", "command.digest", "pilot-a", "refused")
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+async def test_a_coach_decides_flagged_feedback_by_button_in_slack_and_the_learner_is_told(rig: Rig, decision: str) -> None:
+    await _flagged_review(rig)
+    program = await rig.app.programs.get()
+    await rig.app.deliverer.deliver_due(program, lambda: datetime.now(UTC))  # the review item goes to the review channel
+    (channel, ts), posted = next((k, m) for k, m in rig.slack.messages.items() if k[0] == "C0REVIEW")
+    button = next(
+        e["value"] for b in posted["blocks"] if b.get("block_id") == "review" for e in b["elements"] if e["value"].endswith(decision)
+    )
+    assert await rig.slack_click("coach@example.com", button, channel=channel, ts=ts) == 200
+    status = {"approve": "approved", "reject": "rejected"}[decision]
+    assert await _review_status(rig) == status
+    await rig.app.deliverer.deliver_due(program, lambda: datetime.now(UTC))
+    told = [m for (c, _ts), m in rig.slack.messages.items() if c == f"D{slack_user_of('ana@example.com')}"]
+    assert f"{status} by a coach" in told[-1]["text"]
+    assert (await rig.audit())[-1][:2] == ("coach@example.com", f"review.{decision}")
+
+
+async def test_a_coach_in_teams_approves_flagged_feedback_and_the_learner_is_told(rig: Rig) -> None:
+    review_id = await _flagged_review(rig)
+    rig.teams.add_member(TENANT, "coach@example.com", "Coach")
+    coach = await rig.teams_install("coach@example.com")  # linked by her program email
+    approve = card_submit(rig.teams.url, TENANT, BOT, coach, "card-9", {"reinforce": "click", "value": f"review|{review_id}|approve"})
+    assert await rig.teams_post(approve) == 201
+    assert await _review_status(rig) == "approved"
+    await rig.app.deliverer.deliver_due(await rig.app.programs.get(), lambda: datetime.now(UTC))
+    told = [m for (c, _ts), m in rig.slack.messages.items() if c == f"D{slack_user_of('ana@example.com')}"]
+    assert "approved by a coach" in told[-1]["text"]
+
+
+# --- leaving the program ------------------------------------------------------------------------
+
+
+async def test_a_member_deactivated_in_slack_is_unlinked_paused_and_audited(rig: Rig) -> None:
+    user = rig.slack.deactivate("ana@example.com")
+    event = {"token": "x", "team_id": TEAM, "api_app_id": "A0001", "type": "event_callback", "event_id": "EvGone", "event_time": 1}
+    status, _ = await rig.slack_post(json.dumps({**event, "event": {"type": "user_change", "user": user}}), "application/json")
+    assert status == 200
+    async with rig.db.session() as session:
+        ana = await people.by_email(session, "ana@example.com")
+        assert ana is not None and ana.paused_at is not None
+        assert await people.by_platform_id(session, "slack", f"{TEAM}:{slack_user_of('ana@example.com')}") is None
+    assert (await rig.audit())[-1] == ("ana@example.com", "account.closed", "ana@example.com", "ok")
+    # Her commands are a stranger's now: the deactivated account is not linked again.
+    assert await rig.slack_command("ana@example.com", "pause") == "You are not a member of a Reinforce program."
+
+
+async def test_a_coach_removed_from_the_program_file_loses_the_role_at_the_next_load(rig: Rig) -> None:
+    review_id = await _flagged_review(rig)
+    data = load_program(str(EXAMPLE)).model_dump(mode="json")
+    for cohort in data["cohorts"]:
+        cohort["coaches"] = []
+    saved = await store_program(rig.db, parse_program(data, "no-coach.yaml"), "no-coach.yaml", MONDAY)
+    assert ("coach@example.com", "coach", "pilot-a") in saved.removed
+    assert ("cli", "role.removed", "coach@example.com", "ok") in await rig.audit()
+    assert await rig.slack_click("coach@example.com", f"review|{review_id}|approve", channel="C0REVIEW", ts="1767700009.000100") == 200
+    assert await _review_status(rig) == "awaiting_review"
+    assert (await rig.audit())[-1] == ("coach@example.com", "review.approve", f"review {review_id}", "refused")

@@ -20,15 +20,16 @@ from sqlalchemy import func, select
 from bot.app import App, build
 from bot.checkins import deliver_outbox
 from bot.files import load_program
-from bot.programs import resolve_members
+from bot.identity import Identities
+from bot.programs import store_program
 from bot.settings import Settings
 from bot.web import make_web_app
+from nudges.consent import ACCEPT
 from nudges.messages import Message
 from nudges.weeks import IsoWeek
 from storage import people
-from storage.db import Database
-from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote, Person
-from storage.programs import save_program
+from storage.db import Database, upgrade
+from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote
 from tests.fakes.slack import FakeSlack, block_action, interaction_body, running_fake_slack, sign
 from tests.rig import tick_monday_mornings
 
@@ -70,10 +71,11 @@ async def rig(db: Database, db_url: str) -> AsyncIterator[Rig]:
             fake.add_user(email, TEAM, "U" + email.split("@")[0].upper().replace(".", ""))
         settings = Settings(database_url=db_url, slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=fake.url)
         app = build(settings)
-        async with db.session() as session:
-            await save_program(session, program, "examples/program.yaml", datetime(2026, 1, 5, tzinfo=UTC))
         server = TestServer(make_web_app(app), host="127.0.0.1")
         await server.start_server()
+        # `reinforce program load`: the program stored, its people linked by email in the workspace.
+        await store_program(app.db, program, "examples/program.yaml", datetime(2026, 1, 5, tzinfo=UTC))
+        await Identities(app.db, app.chats).link_program(datetime(2026, 1, 5, tzinfo=UTC))
         async with aiohttp.ClientSession() as http:
             yield Rig(app, fake, str(server.make_url("")).rstrip("/"), http, db)
         await server.close()
@@ -90,16 +92,26 @@ async def _first_slack_member(rig: Rig) -> tuple[str, str]:
 
 
 async def _deliver_checklists(rig: Rig, consent: bool = True) -> None:
+    """The first Monday: consent requests go out; with ``consent`` every member presses Accept
+    on theirs, which queues their checklist; what is queued is delivered."""
     program = await rig.app.programs.get()
+    at = await tick_monday_mornings(rig.db, program, MONDAY)
+    await deliver_outbox(rig.db, program, rig.app.chats, at)
     if consent:
-        async with rig.db.session() as session:
-            for person in (await session.scalars(select(Person))).all():
-                await people.set_consent(session, person.id, "accepted", MONDAY)
-    await deliver_outbox(rig.db, program, rig.app.chats, await tick_monday_mornings(rig.db, program, MONDAY))
+        requests = [key for key, params in rig.fake.messages.items() if ACCEPT in json.dumps(params.get("blocks") or [])]
+        for channel, ts in requests:
+            accept = block_action(TEAM, channel.removeprefix("D"), channel, ts, ACCEPT, action_ts=f"{at.timestamp():.6f}")
+            assert (await rig.post(interaction_body(accept))).status == 200
+        await deliver_outbox(rig.db, program, rig.app.chats, at)
+        await _wait_for(lambda: len(rig.fake.called("chat.update")) >= len(requests))  # each accepted request updated
+        rig.fake.calls[:] = [c for c in rig.fake.calls if c.method != "chat.update"]  # the updates to look at are the test's
 
 
 def _dm_of(rig: Rig, user: str) -> tuple[str, str, dict]:
-    (channel, ts), params = next(((k, v) for k, v in rig.fake.messages.items() if k[0] == f"D{user}"))
+    # The first check-in in the DM (the consent request, accepted, came before it).
+    (channel, ts), params = next(
+        (k, v) for k, v in rig.fake.messages.items() if k[0] == f"D{user}" and '"q:' in json.dumps(v.get("blocks"))
+    )
     return channel, ts, params
 
 
@@ -109,9 +121,13 @@ def _button(blocks: list[dict], block_id: str, label: str) -> dict:
 
 
 def _click_body(rig: Rig, user: str, block_id: str, label: str, action_ts: str = "1767603000.000200") -> str:
-    channel, ts, params = _dm_of(rig, user)
-    blocks = rig.fake.messages[(channel, ts)].get("blocks") or params["blocks"]
-    button = _button(blocks, block_id, label)
+    """A press of the button ``label`` in block ``block_id`` of the newest message in the DM that has that block."""
+    (channel, ts), params = next(
+        (k, v)
+        for k, v in reversed(rig.fake.messages.items())
+        if k[0] == f"D{user}" and any(b.get("block_id") == block_id for b in v.get("blocks") or [])
+    )
+    button = _button(params["blocks"], block_id, label)
     payload = block_action(TEAM, user, channel, ts, button["value"], action_ts=action_ts, block_id=block_id, action_id=button["action_id"])
     return interaction_body(payload)
 
@@ -127,7 +143,7 @@ async def test_checklist_dm_is_block_kit_with_week_and_buttons(rig: Rig) -> None
     assert labels[-4:] == ["Add a note", "Snooze 2 h", "Tomorrow", "Skip this week"]
     # Posted to the user id (the app's DM with them): no conversations.open per member.
     assert rig.fake.called("conversations.open") == []
-    assert [c.params["channel"] for c in rig.fake.called("chat.postMessage")].count(user) == 1
+    assert [c.params["channel"] for c in rig.fake.called("chat.postMessage")].count(user) == 2  # the consent request, the checklist
 
 
 async def test_a_click_is_stored_and_the_message_updated_in_place(rig: Rig) -> None:
@@ -260,8 +276,8 @@ async def test_snooze_and_skip_are_recorded_and_shown(rig: Rig) -> None:
 async def test_consent_comes_first_and_accepting_queues_the_checklist(rig: Rig) -> None:
     await _deliver_checklists(rig, consent=False)
     _email, user = await _first_slack_member(rig)
-    _channel, _ts, params = _dm_of(rig, user)
-    assert "Who sees what" in json.dumps(params["blocks"])
+    consent = [m for (ch, _t), m in rig.fake.messages.items() if ch == f"D{user}"]
+    assert len(consent) == 1 and "Who sees what" in json.dumps(consent[0]["blocks"])
     assert await rig.count(CheckinAnswer) == 0
     response = await rig.post(_click_body(rig, user, "consent", "Accept"))
     assert response.status == 200
@@ -335,12 +351,7 @@ async def test_sponsor_and_admin_commands_are_refused_to_others_and_audited(rig:
     async with rig.db.session() as session:
         refused = (await session.execute(select(AuditEntry.action, AuditEntry.outcome).where(AuditEntry.outcome == "refused"))).all()
     assert sorted(refused) == [("command.digest", "refused"), ("command.status", "refused")]
-    await resolve_members(rig.db, rig.app.chats)
-    async with rig.db.session() as session:
-        sponsor = await people.by_email(session, "vp.product@example.com")
-        sponsor.platform, sponsor.platform_user_id = "slack", f"{TEAM}:UVPPRODUCT"
-        owner = await people.by_email(session, "owner@example.com")
-        owner.platform, owner.platform_user_id = "slack", f"{TEAM}:UOWNER"
+    # The sponsor and the owner were linked by `program load`, by their program emails.
     assert "Pilot A, week" in await _command(rig, "UVPPRODUCT", "digest pilot-a")
     assert "cohorts," in await _command(rig, "UOWNER", "status")
 
@@ -363,12 +374,22 @@ async def test_app_home_shows_the_members_own_streak(rig: Rig) -> None:
     assert "Open this week" in json.dumps(view)
 
 
-async def test_members_nobody_has_are_reported_not_dropped(rig: Rig) -> None:
-    lost = next(email for email in rig.fake.users if email.endswith("@example.com") and not email.startswith(("vp.", "owner")))
-    del rig.fake.users[lost]
-    unresolved = await resolve_members(rig.db, rig.app.chats)
-    assert any(line.startswith(f"{lost}: nobody on slack") for line in unresolved)
-    assert any("teams is not configured" in line for line in unresolved)
+async def test_members_nobody_has_are_reported_not_dropped(db_url: str) -> None:
+    program = load_program(str(EXAMPLE))
+    async with running_fake_slack() as fake:
+        for member in (m for c in program.cohorts for m in c.members if m.platform == "slack"):
+            fake.add_user(member.email, TEAM, "U" + member.email.split("@")[0].upper())
+        lost = next(iter(fake.users))
+        del fake.users[lost]
+        app = build(Settings(database_url=db_url, slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=fake.url))
+        try:
+            await asyncio.to_thread(upgrade, db_url)
+            await store_program(app.db, program, "examples/program.yaml", MONDAY)
+            unlinked = {u.email: u.reason for u in await Identities(app.db, app.chats).link_program(MONDAY)}
+        finally:
+            await app.close()
+    assert unlinked[lost] == "no member of the Slack workspace(s) has this email"
+    assert unlinked["olga@example.com"] == "Teams is not configured here"
 
 
 async def _wait_for(condition, timeout: float = 5.0):

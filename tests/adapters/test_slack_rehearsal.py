@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from storage import people
+from nudges.consent import ACCEPT
 from storage.models import FeedbackReview, RehearsalSession
 from tests.adapters import test_slack
 from tests.adapters.test_slack import TEAM, Rig, _command, _wait_for, interaction_body
+from tests.fakes.slack import block_action
 
 rig = test_slack.rig  # the fixture, shared
 
@@ -33,11 +34,11 @@ def _dm_event(user: str, text: str, event_id: str, ts: str) -> str:
 async def _slack_member(rig: Rig) -> str:
     program = await rig.app.programs.get()
     member = next(m for m in program.cohorts[0].members if m.platform == "slack")
-    user = rig.fake.users[member.email][1]
-    async with rig.db.session() as session:
-        person = await people.by_email(session, member.email)
-        person.platform_user_id = f"{TEAM}:{user}"
-        await people.set_consent(session, person.id, "accepted", person.created_at)
+    user = rig.fake.users[member.email][1]  # linked by `program load` (the fixture)
+    accept = block_action(TEAM, user, f"D{user}", "1767600000.000100", ACCEPT, action_ts="1767600100.000100", block_id="consent")
+    assert (await rig.post(interaction_body(accept))).status == 200  # the member accepts the consent request
+    await _wait_for(lambda: rig.fake.called("chat.update"))  # the consent request, updated
+    rig.fake.calls[:] = [c for c in rig.fake.calls if c.method != "chat.update"]  # the updates to look at are the test's
     return user
 
 
@@ -86,8 +87,8 @@ async def test_a_coach_edits_flagged_feedback_in_a_dialog_and_the_leader_gets_th
     await rig.app.rehearsals.drain()
     async with rig.db.session() as session:
         review_id = await session.scalar(select(FeedbackReview.id))
-        coach = await people.by_email(session, "coach@example.com")
-        coach.platform, coach.platform_user_id = "slack", f"{TEAM}:UCOACH"
+    # The coach joins the workspace after `program load`: linked when they first act.
+    rig.fake.add_user("coach@example.com", TEAM, "UCOACH")
     await rig.app.deliverer.deliver_due(await rig.app.programs.get(), lambda: datetime.now(UTC))
     (channel, ts), posted = next((k, m) for k, m in rig.fake.messages.items() if k[0] == "C0REVIEW")
     assert "Flagged because" in json.dumps(posted["blocks"])

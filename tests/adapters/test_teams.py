@@ -16,20 +16,34 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from adapters.base import Click, DeliveryError, Recipient
+from adapters.base import DeliveryError, Recipient
 from adapters.teams.app import TeamsAdapter
 from bot.app import App, build
-from bot.checkins import deliver_outbox, record_answers
+from bot.checkins import deliver_outbox
 from bot.files import load_program
+from bot.identity import Identities
+from bot.programs import store_program
 from bot.settings import Settings
 from bot.web import make_web_app
 from nudges.checklist import ChoiceRef
+from nudges.consent import ACCEPT
 from nudges.messages import Context, Header, Image, Message, Section
+from nudges.program import parse_program
 from nudges.weeks import IsoWeek
-from storage import people
+from storage import accounts, people
 from storage.addresses import AddressBook
 from storage.db import Database
-from storage.models import AuditEntry, BehaviorSignal, CheckinAnswer, CheckinNote, ConversationRef, Delivery, Person, RehearsalSession
+from storage.models import (
+    Account,
+    AuditEntry,
+    BehaviorSignal,
+    CheckinAnswer,
+    CheckinNote,
+    ConversationRef,
+    Delivery,
+    Person,
+    RehearsalSession,
+)
 from storage.programs import save_program
 from tests.fakes.bot_connector import (
     FakeBotConnector,
@@ -168,7 +182,9 @@ async def test_personal_install_stores_the_reference_and_links_the_member_by_ema
     assert (ref.platform, ref.tenant_id, ref.target, ref.scope) == ("teams", TENANT, f"{TENANT}:{account['aadObjectId']}", "personal")
     assert ref.reference["serviceUrl"] == rig.fake.url
     assert ref.reference["conversation"]["id"] == personal_conversation(account)
-    assert (await rig.person("carla@example.com")).platform_user_id == f"{TENANT}:{account['aadObjectId']}"
+    async with rig.db.session() as session:
+        carla = await people.by_email(session, "carla@example.com")
+        assert carla is not None and await accounts.user_id_of(session, carla.id, "teams") == f"{TENANT}:{account['aadObjectId']}"
     assert [c.conversation for c in rig.fake.called("member")] == [personal_conversation(account)]
 
 
@@ -179,7 +195,7 @@ async def test_installation_update_is_an_install_too_and_people_outside_the_prog
     assert await rig.post(personal_install(rig.fake.url, TENANT, BOT, stranger)) == 201
     assert await rig.count(ConversationRef) == 2
     async with rig.db.session() as session:
-        linked = (await session.scalars(select(Person.email).where(Person.platform_user_id.is_not(None)))).all()
+        linked = (await session.scalars(select(Person.email).join(Account, Account.person_id == Person.id))).all()
     assert linked == ["farid@example.com"]
 
 
@@ -361,8 +377,7 @@ async def test_the_scheduled_digest_is_posted_once_to_the_cohorts_teams_sponsor_
 
 async def test_a_rehearsal_in_the_personal_chat_takes_each_line_as_one_turn_even_a_line_that_starts_with_a_command(rig: Rig) -> None:
     account = await rig.install("ines@example.com")
-    async with rig.db.session() as session:
-        await people.set_consent(session, (await people.by_email(session, "ines@example.com")).id, "accepted", MONDAY)
+    assert await rig.post(card_submit(rig.fake.url, TENANT, BOT, account, "consent-card", {"value": ACCEPT})) == 201  # she accepts
     conversation = personal_conversation(account)
     assert await rig.post(text_message(rig.fake.url, TENANT, BOT, account, "rehearse vp-decision-huddles")) == 201
     assert "Rehearsal started" in json.dumps([m for (c, _id), m in rig.fake.messages.items() if c == conversation])
@@ -441,37 +456,15 @@ async def test_a_member_of_a_team_with_the_app_is_found_through_the_roster_and_g
     assert rig.fake.called("send")[-1].conversation == f"a:personal-{gita['aadObjectId']}"
 
 
-async def test_an_install_before_the_program_listed_the_member_is_found_later(rig: Rig) -> None:
-    async with rig.db.session() as session:  # as if carla were added to the program after installing
-        (await people.by_email(session, "carla@example.com")).platform = "slack"
-    account = await rig.install("carla@example.com")
+async def test_an_install_before_the_program_listed_the_member_is_linked_at_the_next_load(rig: Rig) -> None:
+    dora = rig.fake.add_member(TENANT, "dora@example.com", "Dora", team=SPONSOR_CHANNEL)
+    assert await rig.post(personal_install(rig.fake.url, TENANT, BOT, dora)) == 201  # nobody of the program yet
+    program = load_program(str(EXAMPLE))
+    data = program.model_dump(mode="json")
+    data["cohorts"][0]["members"].append({"email": "dora@example.com", "platform": "teams", "timezone": "Europe/Lisbon"})
+    await store_program(rig.db, parse_program(data, "added.yaml"), "added.yaml", MONDAY)
+    unlinked = await Identities(rig.db, rig.app.chats).link_program(MONDAY)
+    assert "dora@example.com" not in {u.email for u in unlinked}
     async with rig.db.session() as session:
-        (await people.by_email(session, "carla@example.com")).platform = "teams"
-    assert await rig.app.chats["teams"].resolve("carla@example.com") == f"{TENANT}:{account['aadObjectId']}"
-
-
-async def test_one_digest_counts_slack_and_teams_members_of_a_cohort(rig: Rig) -> None:
-    from bot.digests import cohort_digest
-
-    program = await rig.app.programs.get()
-    cohort = program.cohort("pilot-a")
-    async with rig.db.session() as session:
-        members = [await people.by_email(session, m.email) for m in cohort.members]
-        for person in members:
-            person.platform_user_id = f"{person.platform}-user-{person.id}"
-            await people.set_consent(session, person.id, "accepted", MONDAY)
-    answering = [p for p in members if p.platform == "slack"][:3] + [p for p in members if p.platform == "teams"][:3]
-    clicks = [
-        Click(
-            p.platform or "",
-            f"e{p.id}",
-            p.platform_user_id or "",
-            ChoiceRef("pilot-a", WEEK, "decision_huddle", "yes").encode(),
-            MONDAY + timedelta(hours=12),
-        )
-        for p in answering
-    ]
-    assert {o.status for o in await record_answers(rig.db, program, [(c, ChoiceRef.decode(c.value)) for c in clicks])} == {"recorded"}
-    digest = await cohort_digest(rig.db, program, "pilot-a", WEEK)
-    huddle = next(b for b in digest.behaviors if b.key == "decision_huddle")
-    assert (huddle.this_week.n, huddle.this_week.value) == (6, 1.0)  # 3 from Slack, 3 from Teams, shown (>= 5)
+        person = await people.by_email(session, "dora@example.com")
+        assert person is not None and await accounts.user_id_of(session, person.id, "teams") == f"{TENANT}:{dora['aadObjectId']}"

@@ -25,7 +25,7 @@ from bot.web import make_web_app
 from nudges.messages import Message
 from storage.addresses import AddressBook
 from storage.db import Database
-from storage.models import AuditEntry, ConversationRef, Person
+from storage.models import Account, AuditEntry, ConversationRef, Person
 from storage.programs import save_program
 from tests.fakes.bot_connector import FakeBotConnector, SigningKey, openid_metadata, personal_install, running_fake_connector
 
@@ -152,7 +152,9 @@ async def test_a_signed_install_is_stored_and_outbound_calls_carry_a_token(outbo
     assert await rig.post(rig.install(), "Bearer " + rig.key.token(APP_ID, rig.fake.url)) == 201
     assert await rig.count(ConversationRef) == 1
     async with rig.db.session() as session:
-        member = await session.scalar(select(Person.platform_user_id).where(Person.email == "carla@example.com"))
+        member = await session.scalar(
+            select(Account.user_id).join(Person, Person.id == Account.person_id).where(Person.email == "carla@example.com")
+        )
     assert [c.authorization for c in rig.fake.called("member")] == [f"Bearer {OUTBOUND_TOKEN}"]
     await rig.app.chats["teams"].send(Recipient("teams", user_id=member), Message("hello"))
     assert rig.fake.called("send")[-1].authorization == f"Bearer {OUTBOUND_TOKEN}"

@@ -20,6 +20,7 @@ from storage.db import Database
 from storage.models import BehaviorSignal, CheckinAnswer, Consent, Delivery, Person
 from storage.programs import save_program
 from tests.rig import tick_monday_mornings
+from tests.seed import link
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 MONDAY = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -184,8 +185,7 @@ async def test_invalid_answers_are_refused_with_a_reason_and_store_nothing(db: D
     await _consent_all(db)
     member = program.cohorts[0].members[0]
     async with db.session() as session:
-        person = await people.by_email(session, member.email)
-        person.platform_user_id = "U1"
+        await link(session, member.email, member.platform, "U1")
     outcome = await _answer(db, program, Click(member.platform, "e1", "U1", value, MONDAY))
     assert outcome.status == "refused" and reply in outcome.reply
     assert (await _count(db, CheckinAnswer), await _count(db, BehaviorSignal)) == (0, 0)

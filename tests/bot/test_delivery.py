@@ -21,11 +21,12 @@ from bot.files import load_program
 from bot.ratelimit import TENANT_HEADROOM, Limits, RateLimiter
 from nudges.messages import Message
 from nudges.program import Program, parse_program
-from storage import outbox, people
+from storage import outbox
 from storage.db import Database
-from storage.models import Delivery, Person
+from storage.models import Delivery
 from storage.programs import save_program
 from tests.fakes.slack import FakeSlack, running_fake_slack
+from tests.seed import link
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EXAMPLE = "examples/program.yaml"
@@ -54,9 +55,8 @@ async def _program_with(db: Database, members: int) -> Program:
     program = parse_program(data, "test")
     async with db.session() as session:
         await save_program(session, program, "test", T0)
-        for i, person in enumerate((await session.scalars(select(Person).where(Person.email.like("m%")).order_by(Person.id))).all()):
-            await people.set_consent(session, person.id, "accepted", T0)
-            person.platform_user_id = f"T1:U{i}"
+        for i in range(members):
+            person = await link(session, f"m{i}@example.com", "slack", f"T1:U{i}", consent=True)
             await outbox.enqueue(
                 session,
                 key=f"checklist:{person.id}:pilot-a:2026-W02",

@@ -25,7 +25,7 @@ from nudges.weeks import IsoWeek
 from storage.db import Database
 from storage.models import AuditEntry, BehaviorSignal, Cohort, Delivery, DigestRecord, Membership, PlanVersion, WeekFigure
 from storage.programs import save_program
-from tests.seed import seed_slack_members
+from tests.seed import link, seed_slack_members
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "program.yaml"
 LOADED = datetime(2026, 1, 2, 9, tzinfo=UTC)
@@ -331,3 +331,20 @@ async def test_the_tick_after_a_week_closed_stores_its_figures_before_anyone_ask
     assert huddle is not None and (huddle.n, huddle.total, huddle.frozen_at) == (6, 6.0, closes)
     await tick(db, program, closes + timedelta(minutes=1))  # later ticks store nothing more
     assert await count(db, WeekFigure, WeekFigure.week == str(week)) == stored
+
+
+async def test_one_digest_counts_slack_and_teams_members_of_a_cohort(db: Database) -> None:
+    program = load_program(str(EXAMPLE))
+    async with db.session() as session:
+        await save_program(session, program, "examples/program.yaml", LOADED)
+        members = program.cohort("pilot-a").members
+        answering = [m for m in members if m.platform == "slack"][:3] + [m for m in members if m.platform == "teams"][:3]
+        for m in answering:
+            await link(session, m.email, m.platform, f"{m.platform}-user-{m.email}", consent=True)
+    ref = ChoiceRef("pilot-a", IsoWeek(2026, 2), "decision_huddle", "yes")
+    at = datetime(2026, 1, 5, 21, tzinfo=UTC)
+    clicks = [(Click(m.platform, f"e-{m.email}", f"{m.platform}-user-{m.email}", ref.encode(), at), ref) for m in answering]
+    assert {o.status for o in await record_answers(db, program, clicks)} == {"recorded"}
+    digest = await cohort_digest(db, program, "pilot-a", IsoWeek(2026, 2))
+    huddle = next(b for b in digest.behaviors if b.key == "decision_huddle")
+    assert (huddle.this_week.n, huddle.this_week.value) == (6, 1.0)  # 3 from Slack, 3 from Teams, shown (>= 5)

@@ -14,7 +14,7 @@ from bot.files import load_program
 from bot.jobs import tick
 from nudges.program import Program, parse_program
 from nudges.weeks import IsoWeek
-from storage import checkins, people
+from storage import accounts, checkins, people
 from storage.db import Database
 from storage.models import Cohort, Consent, Delivery, Person
 from storage.programs import save_program
@@ -163,7 +163,7 @@ async def test_not_for_me_is_stored_shown_and_counted_for_the_program_owner(db: 
     await tick(db, program, monday)
     async with db.session() as session:
         member = (await session.scalars(select(Person).where(Person.timezone == "Europe/Lisbon").order_by(Person.id))).first()
-        member.platform_user_id = "T1:U1"
+        await accounts.link(session, member.id, "slack", "T1:U1", monday)
         cohort_id = (await people.participations(session, member.id))[0].id
         for key, value, signal in (("decision_huddle", "yes", 1.0), ("escalate_24h", "no", 0.0), ("specific_feedback", "yes", 1.0)):
             await checkins.save_answers(

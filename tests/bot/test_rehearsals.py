@@ -20,11 +20,12 @@ from bot.files import load_program, load_scenarios
 from bot.inbound import InboundHandler
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
-from storage import people
+from storage import accounts, people
 from storage.db import Database
-from storage.models import AuditEntry, Delivery, FeedbackReview, Person, RehearsalSession
+from storage.models import Account, AuditEntry, Delivery, FeedbackReview, RehearsalSession
 from storage.programs import save_program
 from tests.fakes.openai_server import FakeOpenAI, fake_openai
+from tests.seed import link
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 6, 10, 0, tzinfo=UTC)
@@ -55,12 +56,11 @@ async def _rig(db: Database, coach_port: object) -> Rig:
         for email, platform in (
             (leader.email, leader.platform),
             ("coach@example.com", "slack"),
+            ("owner@example.com", "slack"),
             (program.cohorts[0].members[1].email, "slack"),
         ):
-            person = await people.by_email(session, email)
-            person.platform, person.platform_user_id = platform, f"T1:{email}"
-            ids[email] = person.platform_user_id
-            await people.set_consent(session, person.id, "accepted", NOW)
+            await link(session, email, platform, f"T1:{email}", consent=True)
+            ids[email] = f"T1:{email}"
     chat = ConsoleChat()
     chats = {"slack": chat, "teams": chat}
     programs = ProgramSource(db)
@@ -95,7 +95,7 @@ def _last(rig: Rig) -> str:
 
 async def _platform(rig: Rig) -> str:
     async with rig.db.session() as session:
-        return (await session.scalar(select(Person.platform).where(Person.platform_user_id == rig.leader))) or "slack"
+        return (await session.scalar(select(Account.platform).where(Account.user_id == rig.leader))) or "slack"
 
 
 async def test_rehearse_lists_scenarios_then_a_choice_starts_one_with_its_introduction(offline: Rig) -> None:
@@ -232,9 +232,9 @@ async def test_a_failed_stakeholder_reply_keeps_the_turn_so_it_can_be_sent_again
 
 async def test_without_consent_nothing_is_recorded(offline: Rig) -> None:
     async with offline.db.session() as session:
-        person = await session.scalar(select(Person).where(Person.platform_user_id == offline.leader))
+        person = await accounts.person_of(session, await _platform(offline), offline.leader)
         await people.set_consent(session, person.id, "withdrawn", NOW)
-    reply = await offline.inbound.command(TextCommand(person.platform, offline.leader, "rehearse vp-decision-huddles", NOW))
+    reply = await offline.inbound.command(TextCommand(await _platform(offline), offline.leader, "rehearse vp-decision-huddles", NOW))
     assert "accept the consent" in reply.text
     async with offline.db.session() as session:
         assert (await session.scalars(select(RehearsalSession))).all() == []
@@ -245,9 +245,7 @@ async def test_a_comparison_cohort_member_cannot_rehearse_before_its_treatment_s
     program = await offline.rehearsals.programs.get()
     member = program.cohort("wave-b").members[0]
     async with offline.db.session() as session:
-        person = await people.by_email(session, member.email)
-        person.platform_user_id = "T1:wave-b-member"
-        await people.set_consent(session, person.id, "accepted", NOW)
+        await link(session, member.email, member.platform, "T1:wave-b-member", consent=True)
     for scenario in (None, "vp-decision-huddles"):
         reply = await offline.rehearsals.start(member.platform, "T1:wave-b-member", scenario, NOW)
         assert reply.text == "Rehearsals are part of the training your cohort starts later: they open for you from 6 April 2026."
@@ -287,7 +285,7 @@ async def test_flagged_feedback_nobody_decides_reminds_coaches_then_admins_once_
         "review_reminder:1:admin",
         "review_reminder:coaches",
     ]
-    admins = [p for p in offline.chat.posted.values() if p.to.user_id == "console:owner@example.com"]
+    admins = [p for p in offline.chat.posted.values() if p.to.user_id == "T1:owner@example.com"]
     assert len(admins) == 1 and "Still waiting for a coach" in admins[0].message.plain()
     before = len(offline.chat.posted)
     assert len(await queued_at(datetime(2026, 1, 13, 10, 0, tzinfo=UTC))) == 3

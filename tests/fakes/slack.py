@@ -47,6 +47,7 @@ class FakeSlack:
     """State of the fake workspace(s): a user directory, sent messages, scripted failures."""
 
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # email -> (team, user id)
+    deactivated: set[str] = field(default_factory=set)  # emails of members deactivated in the workspace
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (channel, ts) -> params
     failures: dict[str, list[Failure]] = field(default_factory=dict)
@@ -168,8 +169,27 @@ class FakeSlack:
         found = self.users.get(params.get("email", ""))
         if found is None:
             raise _SlackError("users_not_found")
-        team, user = found
-        return {"user": {"id": user, "team_id": team, "profile": {"email": params["email"]}}}
+        return {"user": self._user(params["email"])}
+
+    def _users_info(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        email = next((e for e, (_team, user) in self.users.items() if user == params.get("user")), None)
+        if email is None:
+            raise _SlackError("user_not_found")
+        return {"user": self._user(email)}
+
+    def _user(self, email: str) -> dict[str, Any]:
+        """A user object as the Web API gives it (users.info, users.lookupByEmail)."""
+        team, user = self.users[email]
+        name = email.split("@")[0]
+        return {
+            "id": user, "team_id": team, "name": name, "real_name": name.title(), "deleted": email in self.deactivated,
+            "is_bot": False, "tz": "Europe/Lisbon", "profile": {"email": email, "real_name": name.title(), "display_name": name},
+        }  # fmt: skip
+
+    def deactivate(self, email: str) -> dict[str, Any]:
+        """Deactivate a member, as a workspace admin does; returns the user object a user_change event carries."""
+        self.deactivated.add(email)
+        return self._user(email)
 
     def _conversations_open(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         return {"channel": {"id": "D" + str(params["users"])}}

@@ -20,7 +20,7 @@ WEEK = IsoWeek(2026, 2)
 
 async def _person_and_cohort(db: Database) -> tuple[int, int]:
     async with db.session() as session:
-        person = Person(email="ana@example.com", timezone="Europe/Lisbon", platform="slack", platform_user_id="U1", created_at=T0)
+        person = Person(email="ana@example.com", timezone="Europe/Lisbon", platform="slack", created_at=T0)
         cohort = Cohort(key="pilot-a", name="Pilot A", starts=T0.date(), weeks=12)
         session.add_all([person, cohort])
         await session.flush()

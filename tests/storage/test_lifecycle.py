@@ -15,7 +15,7 @@ from sqlalchemy import JSON, func, insert, select, update
 from bot.files import load_program
 from nudges.program import parse_program
 from nudges.weeks import IsoWeek
-from storage import audit, checkins, lifecycle, outbox, people, rehearsals
+from storage import accounts, audit, checkins, lifecycle, outbox, people, rehearsals
 from storage.addresses import save as save_reference
 from storage.db import Database
 from storage.lifecycle import Subject
@@ -64,7 +64,7 @@ async def seed(
             assert person is not None
             ids[email] = person.id
             member = member_id_of(email)
-            person.platform_user_id = member
+            await accounts.link(session, person.id, person.platform or "", member, at)
             raw = member.partition(":")[2]
             await people.set_consent(session, person.id, "accepted", at)
             events = [f"{raw}:{at.timestamp() + i:.6f}:q:{b}:reinforce:0" for i, b in enumerate(("decision_huddle", "escalate_24h"))]

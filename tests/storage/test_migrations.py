@@ -31,6 +31,7 @@ EXPECTED_TABLES = {
     "conversation_refs",
     "plan_versions",
     "nudge_feedback",
+    "accounts",
     "week_figures",
 }
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.files import load_program
 from nudges.program import parse_program
+from storage import accounts
 from storage.db import Database
 from storage.models import Cohort, Membership, Person, ProgramVersion
 from storage.programs import current_program, save_program
@@ -63,17 +64,20 @@ async def test_a_member_removed_from_the_file_is_deactivated_and_readding_revive
         assert len((await session.scalars(select(ProgramVersion))).all()) == 3
 
 
-async def test_a_member_moving_platform_must_be_resolved_again(db: Database) -> None:
+async def test_a_member_moving_platform_must_be_linked_on_the_new_one(db: Database) -> None:
     program = load_program(str(EXAMPLE))
     member = program.cohorts[0].members[0]
+    moved_to = "teams" if member.platform == "slack" else "slack"
     async with db.session() as session:
         await save_program(session, program, "a.yaml", T0)
         person = await session.scalar(select(Person).where(Person.email == member.email))
-        person.platform_user_id = "U123"
+        await accounts.link(session, person.id, member.platform, "T1:U123", T0)
+        assert member.email not in {p.email for p, _roles, _missing in await accounts.needing_link(session, ["slack", "teams"])}
     data = program.model_dump(mode="json")
-    data["cohorts"][0]["members"][0]["platform"] = "teams" if member.platform == "slack" else "slack"
+    data["cohorts"][0]["members"][0]["platform"] = moved_to
     async with db.session() as session:
         await save_program(session, parse_program(data, "moved.yaml"), "moved.yaml", T0)
     async with db.session() as session:
-        person = await session.scalar(select(Person).where(Person.email == member.email))
-    assert person.platform != member.platform and person.platform_user_id is None
+        needing = {p.email: missing for p, _roles, missing in await accounts.needing_link(session, ["slack", "teams"])}
+        kept = await accounts.linked(session, [person.id])
+    assert needing[member.email] == {moved_to} and kept[person.id] == {member.platform: "T1:U123"}
