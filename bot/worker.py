@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -17,9 +19,11 @@ from bot.jobs import tick
 from bot.lifecycle import purge_expired
 from bot.metrics import start_metrics_site
 from nudges.program import ProgramError
+from storage import heartbeats
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 60
+PROCESS = f"worker@{socket.gethostname()}:{os.getpid()}"
 IDLE_POLL_SECONDS = 2.0
 
 
@@ -27,6 +31,12 @@ async def tick_job(app: App) -> None:
     """Purge what is past retention, then queue what is due now; a missing program is
     reported, not fatal."""
     now = utc_now()
+    try:
+        async with app.db.session() as session:  # `reinforce doctor` tells from it that a worker runs
+            await heartbeats.beat(session, PROCESS, now)
+    except Exception:
+        log.exception("could not record the worker's heartbeat")
+        metrics.ERRORS.labels("heartbeat").inc()
     try:
         # Before the program check: old notes and transcripts go even with no program loaded.
         await purge_expired(app.db, app.settings.reinforce_retention_days, now)

@@ -415,3 +415,12 @@ class NudgeFeedback(Base):
     verdict: Mapped[str] = mapped_column(String(16))  # useful, not_for_me
     at: Mapped[datetime]
     __table_args__ = (UniqueConstraint("person_id", "nudge_id", "week"),)
+
+
+class Heartbeat(Base):
+    """A long-running process saying it is alive (the worker, every tick): `reinforce doctor`
+    reports how long ago the newest beat was."""
+
+    __tablename__ = "heartbeats"
+    process: Mapped[str] = mapped_column(String(200), primary_key=True)  # "worker@host:pid"
+    at: Mapped[datetime]

@@ -26,6 +26,7 @@ from bot.programs import store_program
 from bot.settings import Settings
 from bot.web import make_web_app
 from nudges.weeks import IsoWeek
+from storage import heartbeats
 from storage.db import upgrade
 from storage.outbox import Claimed
 from tests.fakes.slack import FakeSlack, running_fake_slack
@@ -167,4 +168,6 @@ async def test_the_worker_serves_its_own_metrics_with_the_deliveries_it_made(db_
             worker.terminate()
             await worker.wait()
     assert done[sent] == 1.0
+    async with app.db.session() as session:  # the worker's tick said it was alive
+        assert await heartbeats.newest(session, "worker") is not None
     assert len(fake.called("chat.postMessage")) == 1

@@ -32,6 +32,7 @@ EXPECTED_TABLES = {
     "plan_versions",
     "nudge_feedback",
     "accounts",
+    "heartbeats",
     "week_figures",
 }
 
