@@ -1,7 +1,8 @@
 """The Slack side of the web process: a slack-bolt AsyncApp whose listeners call Inbound.
 
-Clicks are stored before the request is acknowledged (Slack allows 3 s), so an answer
-that Slack saw acknowledged is never lost; the message is updated after the ack.
+Clicks and typed messages are stored before the request is acknowledged (Slack allows 3 s),
+so what Slack saw acknowledged is never lost, and a request that fails gets a 500 that Slack
+retries; the message is updated, or the reply posted, after the ack.
 """
 
 from __future__ import annotations
@@ -194,20 +195,25 @@ class SlackAdapter:
         self._show(reply, user_id, meta.get("channel"), meta.get("ts"))
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        """A member's message in the DM: a rehearsal turn, or a command. Answered after the
-        event is acknowledged (a rehearsal turn waits for the model); bot messages and edits
-        are ignored."""
+        """A member's message in the DM: a rehearsal turn, or a command (bot messages and edits
+        are ignored).
+
+        Stored before bolt answers Slack (the response goes when this returns), once per
+        event: Slack retries an event it saw fail or time out with the same ``event_id``, and
+        the application claims that id in the transaction that stores the message's effect.
+        When that fails (the database is down) this raises, bolt answers 500, and Slack
+        retries. The reply is posted after the answer.
+        """
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return
         user_id = member_id(body.get("team_id") or event.get("team", ""), event["user"])
         text = unescape(str(event.get("text") or ""))
-        command = TextCommand("slack", user_id, text, _at(event.get("ts")), event_id=body.get("event_id") or f"msg:{event.get('ts')}")
-        self._later(self._answer(command))
-
-    async def _answer(self, command: TextCommand) -> None:
+        # Named after the sender first, as click ids are (click_event_prefix): forgetting the member drops it too.
+        event_id = f"{event['user']}:{body.get('event_id') or 'msg:' + str(event.get('ts'))}"
+        command = TextCommand("slack", user_id, text, _at(event.get("ts")), event_id=event_id)
         reply = await self.inbound.message(command)
         if reply.text:
-            await self.chat.tell(command.user_id, reply.text)
+            self._later(self.chat.tell(command.user_id, reply.text))
 
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         user_id = member_id(command.get("team_id", ""), command["user_id"])

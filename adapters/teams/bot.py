@@ -18,7 +18,7 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ConversationReference, ErrorResponseException
 from botbuilder.schema.teams import TeamsChannelData
 
-from adapters.base import Click, DeliveryError, Inbound, Reply, Submission, TextCommand
+from adapters.base import Click, Inbound, Reply, Submission, TextCommand
 from adapters.teams.cards import CHECKLIST, parse_submit
 from adapters.teams.chat import (
     CHANNEL,
@@ -175,16 +175,15 @@ class ReinforceBot(ActivityHandler):
             await self.addresses.remember(tenant, reference.conversation.id, CHANNEL, reference.serialize(), _at(activity))
         # In a channel the text starts with the bot's @mention.
         text = (TurnContext.remove_recipient_mention(activity) or "").strip()
-        try:
-            if _personal(activity):
-                # The personal chat is where a rehearsal runs: there a line is the leader's next
-                # turn (once, however often Teams delivers it), and a command only otherwise.
-                reply = await self.inbound.message(TextCommand(PLATFORM, user_id, text, _at(activity), event_id=event_id(activity)))
-            else:
-                reply = await self.inbound.command(TextCommand(PLATFORM, user_id, text, _at(activity)))
-        except DeliveryError as exc:
-            log.warning("Teams command %r could not send: %s", text[:40], exc.reason)
-            reply = Reply(text="I could not send that to you just now; please try again in a few minutes.")
+        # Once per activity, however often Teams delivers it: the application claims its id with
+        # what the command stores, before Teams gets its answer (an error is a 500, which Teams retries).
+        command = TextCommand(PLATFORM, user_id, text, _at(activity), event_id=event_id(activity))
+        if _personal(activity):
+            # The personal chat is where a rehearsal runs: there a line is the leader's next
+            # turn, and a command only otherwise.
+            reply = await self.inbound.message(command)
+        else:
+            reply = await self.inbound.command(command)
         await self._show(turn_context, reply)
 
     async def _show(self, turn_context: TurnContext, reply: Reply) -> None:

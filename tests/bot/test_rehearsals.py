@@ -102,9 +102,11 @@ async def test_rehearse_lists_scenarios_then_a_choice_starts_one_with_its_introd
     platform = await _platform(offline)
     reply = await offline.inbound.command(TextCommand(platform, offline.leader, "rehearse", NOW))
     assert "Pick a scenario" in reply.text
+    await offline.rehearsals.drain()  # the menu is sent after the answer
     assert "Which conversation do you want to practise?" in _last(offline)
     reply = await offline.inbound.click(Click(platform, "c1", offline.leader, "rehearse|vp-decision-huddles", NOW))
     assert "Rehearsal started" in reply.update.text
+    await offline.rehearsals.drain()
     assert "Your goal:" in _last(offline) and "no AI" in _last(offline)
 
 
