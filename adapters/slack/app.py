@@ -247,9 +247,13 @@ class SlackAdapter:
         if self.chat.client.session is None or self.chat.client.session.closed:
             self.chat.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.chat.client.timeout))
 
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the work after responses still under way (updates, replies)."""
+        if self._after:
+            await asyncio.wait(set(self._after), timeout=timeout)
+
     async def stop(self) -> None:
-        if self._after:  # updates and answers still on their way get a moment to finish
-            await asyncio.wait(set(self._after), timeout=5)
+        await self.drain(timeout=5)  # updates and answers still on their way get a moment to finish
         if self.chat.client.session is not None:
             await self.chat.client.session.close()
 
