@@ -50,10 +50,12 @@ SCOPES = list(BOT_SCOPES)  # what the OAuth install asks for: the manifest's sco
 BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE = "workspace_bots", "workspace_installations", "oauth_states"
 
 
-def _at(ts: str | None) -> datetime:
+def _at(ts: object) -> datetime:
+    """A Slack timestamp ("1767600000.000100", or event_time's whole seconds) as a datetime; now
+    when there is none or it is not one."""
     try:
-        return datetime.fromtimestamp(float(ts or ""), UTC)
-    except ValueError:
+        return datetime.fromtimestamp(float(ts or ""), UTC)  # type: ignore[arg-type]  # anything else is refused below
+    except (ValueError, TypeError, OverflowError, OSError):
         return datetime.now(UTC)
 
 
@@ -224,10 +226,11 @@ class SlackAdapter:
         if event.get("tab", "home") != "home":
             return
         user_id = member_id(body.get("team_id") or event.get("view", {}).get("team_id", ""), event["user"])
-        self._later(self._publish_home(user_id))
+        # The week shown is the week of the event (Slack's event_time), as a click's is its action_ts.
+        self._later(self._publish_home(user_id, _at(body.get("event_time"))))
 
-    async def _publish_home(self, user_id: str) -> None:
-        await self.chat.publish_home(user_id, await self.inbound.home("slack", user_id, datetime.now(UTC)))
+    async def _publish_home(self, user_id: str, at: datetime) -> None:
+        await self.chat.publish_home(user_id, await self.inbound.home("slack", user_id, at))
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed (%s): %s", body.get("type", "?"), error.__class__.__name__, exc_info=error)
