@@ -1,4 +1,4 @@
-"""A member's own page (Slack App Home, Teams personal card): for each of their cohorts, the week, streak and last 8 weeks."""
+"""A member's own page (Slack App Home, Teams personal card): each cohort they are in and its week; their check-ins in their own."""
 
 from __future__ import annotations
 
@@ -31,28 +31,42 @@ def week_label(cohort: Cohort, week: IsoWeek) -> str:
 
 
 async def home_view(db: Database, program: Program, platform: str, user_id: str, now: datetime) -> Message:
-    """What a member sees on their own page; only their own data, never anyone else's."""
+    """What a member sees on their own page; only their own data, never anyone else's. A
+    participant's cohort shows their check-ins; a cohort they coach or sponsor, its week."""
     async with db.session() as session:
         person = await people.by_platform_id(session, platform, user_id)
         cohorts = await people.participations(session, person.id) if person else []
-        if person is None or not cohorts:
+        roles = await _roles(session, person.id) if person else {}
+        if person is None or not (cohorts or roles):
             return Message(
                 "Reinforce", (Header("Reinforce"), Section("You are not part of a Reinforce cohort. Ask your program owner to add you."))
             )
-        consent = await people.consent_status(session, person.id)
         week = IsoWeek.of(now.astimezone(ZoneInfo(person.timezone)))
         blocks: list[Block] = []
         if person.paused_at is not None:
             blocks.append(Context("Paused: type `resume` to continue."))
-        if consent != "accepted":
+        if cohorts and await people.consent_status(session, person.id) != "accepted":
             blocks.append(Context("You have not accepted the consent message, so nothing is recorded."))
         for cohort in cohorts:
             blocks += await _cohort_blocks(session, program, person, cohort, week)
-    blocks.append(Context("Last weeks, oldest first: ● yes ◐ partly ○ no · a number is your answer · – no answer"))
-    blocks.append(
-        Section("", (Choice("Open this week's checklist", "cmd|checkin"), Choice("Start a rehearsal", "cmd|rehearse")), block_id="home")
-    )
+    for key, held in roles.items():
+        spec = program.cohort(key)
+        blocks += [Header(f"{spec.name} · {week_label(spec, week)}"), Context(f"You are its {' and '.join(held)}.")]
+    if cohorts:
+        blocks.append(Context("Last weeks, oldest first: ● yes ◐ partly ○ no · a number is your answer · – no answer"))
+        blocks.append(
+            Section("", (Choice("Open this week's checklist", "cmd|checkin"), Choice("Start a rehearsal", "cmd|rehearse")), block_id="home")
+        )
     return Message("Reinforce: your check-ins", tuple(blocks))
+
+
+async def _roles(session: AsyncSession, person_id: int) -> dict[str, list[str]]:
+    """Cohort key -> the roles the person holds in it (coach, sponsor)."""
+    held: dict[str, list[str]] = {}
+    for role in ("coach", "sponsor"):
+        for key in await people.cohorts_with_role(session, person_id, role):
+            held.setdefault(key, []).append(role)
+    return held
 
 
 async def _cohort_blocks(session: AsyncSession, program: Program, person: Person, cohort: CohortRow, week: IsoWeek) -> list[Block]:
