@@ -38,6 +38,7 @@ HELP = (
 )
 COMMANDS = frozenset({"", "help", "pause", "resume", "optout", "checkin", "rehearse", "digest", "status"})
 NOT_A_MEMBER = "You are not a member of a Reinforce program."
+NEEDS_PROGRAM = frozenset({"checkin", "rehearse", "digest", "status"})
 
 
 async def _first_time(session: AsyncSession, command: TextCommand) -> bool:
@@ -84,6 +85,8 @@ class Commands:
             return Reply(text=f"I don't know “{verb[:40]}”. {HELP}")
         if len(text) > COMMAND_LIMIT:
             return Reply(text=f"That command is too long (over {COMMAND_LIMIT} characters).")
+        if verb in NEEDS_PROGRAM and not await self._program_loaded():
+            return Reply(text="Reinforce is not set up yet: your program owner has not loaded the program.")
         match verb:
             case "pause" | "resume" | "optout":
                 return await self._membership(command, verb)
@@ -94,6 +97,15 @@ class Commands:
             case "digest" | "status":
                 return await self._gated(command, verb, rest.strip())
         return Reply(text=HELP)
+
+    async def _program_loaded(self) -> bool:
+        """Whether a program is loaded (before the first `reinforce program load`, none is: a
+        member is told so rather than the platform getting a 500 to retry)."""
+        try:
+            await self.programs.get()
+        except ProgramError:
+            return False
+        return True
 
     async def _membership(self, command: TextCommand, verb: str) -> Reply:
         async with self.db.session() as session:
