@@ -15,7 +15,8 @@ TEAMS_SCHEMA := $(VENV)/share/reinforce/MicrosoftTeams.v$(TEAMS_SCHEMA_VERSION).
 demo: $(STAMP)
 	$(BIN)/reinforce demo $(ARGS)
 
-test: $(STAMP) $(TEAMS_SCHEMA)
+# The checks first: a lint or type error fails the run before the suite starts.
+test: $(STAMP) $(TEAMS_SCHEMA) check
 	$(BIN)/python -m pytest $(ARGS)
 
 # Lint, format and type checks (ruff and mypy, configured in pyproject.toml).

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, Click
 from bot.delivery import Deliverer, DeliveryReport
-from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, signal_value
+from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, signal_value, week_refusal
 from nudges.coaching import FeedbackError, NudgeChoice, NudgeFeedback, nudge_message, parse_nudge_id
 from nudges.messages import Message
-from nudges.program import Program, ProgramError
+from nudges.program import Cohort, Program, ProgramError
 from nudges.weeks import IsoWeek
 from storage import audit, checkins, outbox, people
 from storage.db import Database
@@ -26,27 +26,35 @@ def checklist_key(person_id: int, cohort_key: str, week: IsoWeek) -> str:
     return f"checklist:{person_id}:{cohort_key}:{week}"
 
 
+async def queue_checklist(
+    session: AsyncSession, person: Person, cohort_id: int, cohort_key: str, week: IsoWeek, now: datetime, copy: str | None = None
+) -> bool:
+    """Queue a member's checklist for a week, due now: the week's own (one per member and week,
+    the scheduler's key), or with ``copy`` one more they asked for (one per request)."""
+    key = checklist_key(person.id, cohort_key, week) + (f":again:{copy}" if copy else "")
+    return await outbox.enqueue(
+        session,
+        key=key,
+        kind="checklist",
+        period=str(week),
+        due_at=now,
+        person_id=person.id,
+        cohort_id=cohort_id,
+        platform=person.platform,
+        payload={"cohort": cohort_key, "week": str(week)},
+    )
+
+
 async def enqueue_checklist_for(db: Database, program: Program, person_id: int, now: datetime) -> bool:
-    """Queue this week's checklist for one member (after they accept consent, or ask for it)."""
+    """Queue this week's checklist for one member (after they accept consent)."""
     async with db.session() as session:
         person = await session.get(Person, person_id)
         if person is None:
             return False
         for cohort in await people.participations(session, person_id):
-            spec = program.cohort(cohort.key)
             week = IsoWeek.of(now.astimezone(ZoneInfo(person.timezone)))
-            if spec.is_running(week):
-                return await outbox.enqueue(
-                    session,
-                    key=checklist_key(person.id, spec.key, week),
-                    kind="checklist",
-                    period=str(week),
-                    due_at=now,
-                    person_id=person.id,
-                    cohort_id=cohort.id,
-                    platform=person.platform,
-                    payload={"cohort": spec.key, "week": str(week)},
-                )
+            if program.cohort(cohort.key).is_running(week):
+                return await queue_checklist(session, person, cohort.id, cohort.key, week, now)
     return False
 
 
@@ -163,9 +171,15 @@ def _refusal(session: AsyncSession, program: Program, click: Click, ref: ChoiceR
     if ref.cohort not in who.cohorts:
         audit.record(session, click.at, f"{click.platform}:{click.user_id}", "checkin.answer", subject=ref.cohort, outcome="refused")
         return AnswerOutcome("refused", reply="This checklist belongs to a cohort you are not part of.")
-    if program.cohort(ref.cohort).week_number(ref.week) < 1 or ref.week > IsoWeek.of(click.at.astimezone(ZoneInfo(who.timezone))):
-        return AnswerOutcome("refused", reply=f"Week {ref.week} is not open for answers.")
-    return None
+    refusal = week_refusal_for(program.cohort(ref.cohort), ref.week, click.at, who.timezone, who.joined.get(ref.cohort))
+    return AnswerOutcome("refused", reply=refusal) if refusal is not None else None
+
+
+def week_refusal_for(cohort: Cohort, week: IsoWeek, at: datetime, timezone: str, joined_at: datetime | None) -> str | None:
+    """nudges.checklist.week_refusal for a member in ``timezone`` who joined at ``joined_at``."""
+    zone = ZoneInfo(timezone)
+    joined = IsoWeek.of(joined_at.astimezone(zone)) if joined_at is not None else None
+    return week_refusal(cohort, week, at, IsoWeek.of(at.astimezone(zone)), joined)
 
 
 async def record_nudge_feedback(db: Database, program: Program, click: Click) -> AnswerOutcome:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import ChatPort, DeliveryError, Recipient
 from bot import metrics
 from bot.ratelimit import RateLimiter
-from nudges.checklist import build_checklist, checklist_message
+from nudges.checklist import build_checklist, checklist_message, is_complete, reminder_message
 from nudges.coaching import NudgeChoice, nudge_message, parse_nudge_id
 from nudges.consent import consent_message
 from nudges.messages import Message
@@ -259,11 +259,12 @@ class Deliverer:
         if row.kind == "consent":
             return consent_message(program)
         if row.kind in ("checklist", "reminder"):
-            cohort = program.cohort(row.payload["cohort"])
-            status = None
-            if row.kind == "reminder":
-                status = f"A reminder: {len(answered)} of {len(cohort.checklist)} answered so far this week. About a minute for the rest."
-            return checklist_message(build_checklist(program, cohort, IsoWeek.parse(row.payload["week"])), answered, status=status)
+            checklist = build_checklist(program, program.cohort(row.payload["cohort"]), IsoWeek.parse(row.payload["week"]))
+            if row.kind == "checklist":
+                return checklist_message(checklist, answered)
+            if is_complete(checklist, answered):
+                raise DeliveryError("the week was answered before its reminder went out", permanent=True)
+            return reminder_message(checklist, answered)
         if row.kind == "nudge":
             behavior_key, index = parse_nudge_id(row.payload["nudge_id"])
             choice = NudgeChoice(program.behavior(behavior_key), index, row.payload["mode"], tuple(row.payload["recent"]))

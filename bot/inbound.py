@@ -12,36 +12,26 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ChatPort, Click, Recipient, Reply, Submission, TextCommand
-from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, record_nudge_feedback
-from bot.digests import scheduled_digest
+from adapters.base import ChatPort, Click, Reply, Submission, TextCommand
+from bot.checkins import AnswerOutcome, enqueue_checklist_for, record_answers, record_nudge_feedback, week_refusal_for
+from bot.commands import Commands
 from bot.home import home_view
 from bot.identity import Identities
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
-from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message
+from nudges.checklist import AnswerError, ChoiceRef, build_checklist, checklist_message, is_complete
 from nudges.consent import ACCEPT, DECLINE
-from nudges.digest import render_text
 from nudges.messages import Message
 from nudges.program import Program, ProgramError
-from nudges.weeks import IsoWeek
 from storage import audit, checkins, people
 from storage.db import Database
-from storage.models import Consent, Person
+from storage.models import Person
 
 log = logging.getLogger(__name__)
 
 NOTE_LIMIT = 2000
-COMMAND_LIMIT = 500
-HELP = (
-    "Reinforce commands: `help` this list · `checkin` this week's checklist again · `rehearse` practise a pitch · "
-    "`pause` / `resume` stop or restart messages · `optout` stop taking part. "
-    "Sponsors: `digest COHORT`. Program owners: `status`."
-)
-COMMANDS = frozenset({"", "help", "pause", "resume", "optout", "checkin", "rehearse", "digest", "status"})
 SNOOZE = timedelta(hours=2)
 MORNING = time(8)
 
@@ -101,6 +91,7 @@ class InboundHandler:
         self.chats = chats
         self.rehearsals = rehearsals
         self.identities = Identities(db, chats)
+        self.commands = Commands(db, programs, rehearsals)
         self.answers = ClickBatcher(self._record_answers)
 
     async def _record_answers(self, answers: list[tuple[Click, ChoiceRef]]) -> list[AnswerOutcome]:
@@ -120,7 +111,8 @@ class InboundHandler:
         if click.value.startswith("review|"):
             return await self._review(click.platform, click.user_id, click.value, click.at, None)
         if click.value.startswith("cmd|"):
-            return await self.command(TextCommand(click.platform, click.user_id, click.value.removeprefix("cmd|"), click.at))
+            command = TextCommand(click.platform, click.user_id, click.value.removeprefix("cmd|"), click.at, event_id=click.event_id)
+            return await self.commands.command(command)
         try:
             program = await self.programs.get()
             ref = ChoiceRef.decode(click.value)
@@ -165,43 +157,11 @@ class InboundHandler:
 
     async def command(self, command: TextCommand) -> Reply:
         await self.identities.recognise(command.platform, command.user_id, command.at)
-        text = command.text.strip()
-        verb, _, rest = text.partition(" ")
-        verb = verb.lower()
-        if verb not in COMMANDS:
-            # Not a command: in a running rehearsal it is the leader's next line.
-            during = await self.rehearsals.say(command) if self.rehearsals is not None else None
-            return during if during is not None else Reply(text=f"I don't know “{verb[:40]}”. {HELP}")
-        if len(text) > COMMAND_LIMIT:
-            return Reply(text=f"That command is too long (over {COMMAND_LIMIT} characters).")
-        match verb:
-            case "" | "help":
-                return Reply(text=HELP)
-            case "pause" | "resume" | "optout":
-                return await self._membership(command, verb)
-            case "checkin":
-                return await self._checkin(command)
-            case "rehearse":
-                if self.rehearsals is None:
-                    return Reply(text="Pitch rehearsals are not configured.")
-                started = await self.rehearsals.start(command.platform, command.user_id, rest.strip() or None, command.at)
-                # A typed command has no message to update: say it as text instead.
-                return (
-                    started
-                    if started.text or started.update is None
-                    else Reply(text=started.update.text + ". I have sent it to our direct messages.")
-                )
-            case "digest" | "status":
-                return await self._gated(command, verb, rest.strip())
-        return Reply(text=HELP)
+        return await self.commands.command(command)
 
     async def message(self, command: TextCommand) -> Reply:
-        """Free text in the DM: a rehearsal turn when one is running, else a command."""
         await self.identities.recognise(command.platform, command.user_id, command.at)
-        if len(command.text) > COMMAND_LIMIT * 8:
-            return Reply(text="That message is too long for me; please keep it under 4,000 characters.")
-        during = await self.rehearsals.say(command) if self.rehearsals is not None else None
-        return during if during is not None else await self.command(command)
+        return await self.commands.message(command)
 
     async def _review(self, platform: str, user_id: str, value: str, at: datetime, note: str | None) -> Reply:
         parts = value.split("|")
@@ -241,26 +201,31 @@ class InboundHandler:
         return Reply(update=Message("Thank you. Your check-in for this week arrives in a moment. Type `help` for what else I can do."))
 
     async def _week_choice(self, program: Program, click: Click, ref: ChoiceRef) -> Reply:
+        """Skip or snooze a week: refused for a week not open for answers, and, once all three
+        questions are answered, answered politely without changing anything (a stale Skip on an
+        older rendering of the checklist)."""
         async with self.db.session() as session:
             person = await people.by_platform_id(session, click.platform, click.user_id)
             cohort = await people.is_participant(session, person.id, ref.cohort) if person else None
             if person is None or cohort is None:
                 _audit_refusal(session, click.platform, click.user_id, person, f"checkin.{ref.action}", ref.cohort, click.at)
                 return Reply(text="This checklist is not yours.")
-            zone = ZoneInfo(person.timezone)
-            if ref.action == "skip":
-                await checkins.set_week_choice(session, person.id, cohort.id, ref.week, skipped_at=click.at)
-                status = "Skipped this week. See you next week."
-            else:
-                until = click.at + SNOOZE if ref.action == "snooze" else _next_morning(click.at, zone)
-                await checkins.set_week_choice(session, person.id, cohort.id, ref.week, snoozed_until=until)
-                status = f"Snoozed until {until.astimezone(zone):%a %H:%M}."
+            checklist = build_checklist(program, program.cohort(ref.cohort), ref.week)
+            joined = await checkins.joined_at(session, person.id, cohort.id)
+            if (refusal := week_refusal_for(checklist.cohort, ref.week, click.at, person.timezone, joined)) is not None:
+                return Reply(text=refusal)
             answered = await checkins.answers_for_week(session, person.id, cohort.id, ref.week)
             note = await checkins.note_for_week(session, person.id, cohort.id, ref.week)
-        message = checklist_message(build_checklist(program, program.cohort(ref.cohort), ref.week), answered, note=note, status=status)
-        return Reply(update=message)
+            if is_complete(checklist, answered):
+                verb = "skip" if ref.action == "skip" else "snooze"
+                text = f"You have answered all three this week; there is nothing to {verb}."
+                return Reply(update=checklist_message(checklist, answered, note=note), text=text)
+            status = await _choose(session, person, cohort.id, ref, click.at)
+        return Reply(update=checklist_message(checklist, answered, note=note, status=status))
 
     async def _note(self, program: Program, submission: Submission, context: str) -> Reply:
+        """The member's own note on a week. No figure counts it and only they see it, so unlike an
+        answer it may be written after the week closed."""
         try:
             ref = ChoiceRef.decode(context)
             spec = program.cohort(ref.cohort)
@@ -279,81 +244,16 @@ class InboundHandler:
             note = await checkins.note_for_week(session, person.id, cohort.id, ref.week)
         return Reply(update=checklist_message(build_checklist(program, spec, ref.week), answered, note=note))
 
-    async def _membership(self, command: TextCommand, verb: str) -> Reply:
-        async with self.db.session() as session:
-            person = await people.by_platform_id(session, command.platform, command.user_id)
-            if person is None:
-                return Reply(text="You are not a member of a Reinforce program.")
-            if verb == "pause":
-                await people.set_paused(session, person.id, command.at)
-                text = "Paused: no check-ins or nudges until you type `resume`."
-            elif verb == "resume":
-                await people.set_paused(session, person.id, None)
-                if await people.consent_status(session, person.id) in ("declined", "withdrawn"):
-                    await people.set_consent(session, person.id, "pending", command.at)
-                    audit.record(session, command.at, person.email, "consent.asked_again", subject=person.email)
-                    return Reply(text="Welcome back. Before I record anything, please accept the consent message I am sending you.")
-                text = "Resumed: your weekly check-in continues."
-            else:
-                await people.set_consent(session, person.id, "withdrawn", command.at)
-                audit.record(session, command.at, person.email, "consent.withdrawn", subject=person.email)
-                text = (
-                    "You are opted out: no more check-ins, nudges or reminders, and nothing new is recorded. "
-                    "Answers you already gave stay in cohort totals only; ask your program owner to delete everything about you."
-                )
-        return Reply(text=text)
 
-    async def _checkin(self, command: TextCommand) -> Reply:
-        program = await self.programs.get()
-        async with self.db.session() as session:
-            person = await people.by_platform_id(session, command.platform, command.user_id)
-            if person is None:
-                return Reply(text="You are not a member of a Reinforce program.")
-            if await people.consent_status(session, person.id) != "accepted":
-                return Reply(text="Please accept the consent message first; type `resume` to get it again.")
-            cohorts = await people.participations(session, person.id)
-            week = IsoWeek.of(command.at.astimezone(ZoneInfo(person.timezone)))
-            running = [c for c in cohorts if program.cohort(c.key).is_running(week)]
-            if not running:
-                return Reply(text="Your cohort has no check-in this week.")
-            cohort = running[0]
-            answered = await checkins.answers_for_week(session, person.id, cohort.id, week)
-            note = await checkins.note_for_week(session, person.id, cohort.id, week)
-            streak = await checkins.streak(session, person.id, cohort.id, week)
-        chat = self.chats.get(command.platform)
-        if chat is None:
-            return Reply(text="I cannot reach you on this platform right now.")
-        message = checklist_message(build_checklist(program, program.cohort(cohort.key), week), answered, streak, note)
-        await chat.send(Recipient(command.platform, user_id=command.user_id), message)
-        return Reply(text="I have sent this week's checklist to our direct messages.")
-
-    async def _gated(self, command: TextCommand, verb: str, argument: str) -> Reply:
-        """Sponsor and admin commands: refused (and audited) for anyone without the role."""
-        program = await self.programs.get()
-        role = "sponsor" if verb == "digest" else "admin"
-        async with self.db.session() as session:
-            person = await people.by_platform_id(session, command.platform, command.user_id)
-            actor = _actor(command.platform, command.user_id, person)
-            cohort_key = argument.split(" ")[0] if verb == "digest" and argument else None
-            if verb == "digest" and cohort_key is None and person is not None:
-                owned = await people.cohorts_with_role(session, person.id, "sponsor")
-                cohort_key = owned[0] if len(owned) == 1 else None
-            allowed = person is not None and (
-                await people.holds_role(session, person.id, "admin") or await people.holds_role(session, person.id, role, cohort_key)
-            )
-            if verb == "digest" and allowed and cohort_key is None:
-                return Reply(text="Which cohort? Type `digest COHORT`.")
-            audit.record(session, command.at, actor, f"command.{verb}", subject=cohort_key, outcome="ok" if allowed else "refused")
-        if not allowed:
-            return Reply(text=f"Only {role}s can use `{verb}`.")
-        if verb == "status":
-            return Reply(text=await _status_text(self.db, program))
-        try:
-            spec = program.cohort(cohort_key or "")
-        except ProgramError as exc:
-            return Reply(text=str(exc))
-        week = IsoWeek.of(command.at)
-        return Reply(text=render_text(await scheduled_digest(self.db, program, spec.key, week, command.at)))
+async def _choose(session: AsyncSession, person: Person, cohort_id: int, ref: ChoiceRef, at: datetime) -> str:
+    """Store a skip or a snooze of the week; returns the line the checklist shows for it."""
+    zone = ZoneInfo(person.timezone)
+    if ref.action == "skip":
+        await checkins.set_week_choice(session, person.id, cohort_id, ref.week, skipped_at=at)
+        return "Skipped this week. See you next week."
+    until = at + SNOOZE if ref.action == "snooze" else _next_morning(at, zone)
+    await checkins.set_week_choice(session, person.id, cohort_id, ref.week, snoozed_until=until)
+    return f"Snoozed until {until.astimezone(zone):%a %H:%M}."
 
 
 def _actor(platform: str, user_id: str, person: Person | None) -> str:
@@ -373,13 +273,3 @@ def _next_morning(at: datetime, zone: ZoneInfo) -> datetime:
     while day.weekday() >= 5:
         day += timedelta(days=1)
     return datetime.combine(day, MORNING, zone)
-
-
-async def _status_text(db: Database, program: Program) -> str:
-    async with db.session() as session:
-        counts = dict((await session.execute(select(Consent.status, func.count()).group_by(Consent.status))).all())
-    members = sum(len(c.members) for c in program.cohorts)
-    return (
-        f"{program.program}: {len(program.cohorts)} cohorts, {members} members; consent accepted {counts.get('accepted', 0)}, "
-        f"pending {counts.get('pending', 0)}, declined {counts.get('declined', 0)}, withdrawn {counts.get('withdrawn', 0)}."
-    )

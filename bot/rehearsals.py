@@ -1,28 +1,33 @@
 """Stakeholder-pitch rehearsals by DM, and the coach review of their feedback.
 
-A leader's turn is answered after the platform request is acknowledged: the adapter gets
-an immediate (empty) reply, and a background task shows a "thinking" message, asks the
-coach port (an LLM, or the offline rubric), and replaces the message with the answer.
+A leader's line is stored (once per platform event) before the platform request is
+acknowledged; the answer follows: a background task shows a "thinking" message, asks the
+coach port (an LLM, or the offline rubric), stores the answer and replaces the message with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ChatPort, DeliveryError, LlmError, Recipient, RehearsalPort, Reply, TextCommand
 from bot.delivery import Renderer
 from bot.programs import ProgramSource
 from nudges.messages import Choice, Context, Header, Message, Section
+from nudges.program import Program
 from nudges.rehearsal import (
     Feedback,
     Rehearsal,
     RehearsalError,
     Turn,
     Usage,
+    is_done_command,
     render_feedback,
     render_intro,
     render_no_feedback,
@@ -33,13 +38,17 @@ from nudges.review import ReviewError, ReviewReason, ReviewStatus, Source, apply
 from nudges.scenarios import ScenarioBook, ScenarioError
 from storage import audit, checkins, outbox, people, rehearsals
 from storage.db import Database
-from storage.models import Person
+from storage.models import Person, RehearsalSession
 from storage.outbox import Claimed
 
 log = logging.getLogger(__name__)
 
 THINKING = Message("The stakeholder is thinking…", (Context("… the stakeholder is thinking"),))
 DECISIONS = ("approve", "edit", "reject")
+# A stored line still unanswered this long after it was written lost its answer (the process
+# stopped meanwhile): the next line replaces it. Longer than a model call with its retries
+# (30 s, three tries, by default).
+UNANSWERED_FOR = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,12 @@ async def take_turn(coach: RehearsalPort, rehearsal: Rehearsal, text: str) -> tu
         rehearsal = rehearsal.leader_says(text)
     except RehearsalError as exc:
         return rehearsal, Message(str(exc)), Usage(), None
+    return await respond(coach, rehearsal)
+
+
+async def respond(coach: RehearsalPort, rehearsal: Rehearsal) -> tuple[Rehearsal, Message, Usage, Finished | None]:
+    """The answer to the leader's last line: the stakeholder's reply, or feedback once the
+    rehearsal is over. A failed reply drops the unanswered line, so it can be sent again."""
     if rehearsal.done:
         finished = await finish(coach, rehearsal)
         return rehearsal, finished.message, finished.usage, finished
@@ -84,6 +99,45 @@ async def finish(coach: RehearsalPort, rehearsal: Rehearsal) -> Finished:
     return Finished(feedback, reasons, status, message, usage)
 
 
+def _turns(transcript: list[dict[str, Any]]) -> tuple[Turn, ...]:
+    return tuple(Turn(t["speaker"], t["text"]) for t in transcript)
+
+
+def _stored(before: list[dict[str, Any]], rehearsal: Rehearsal, at: datetime) -> list[dict[str, Any]]:
+    """The transcript to store: ``rehearsal``'s turns extend or shorten what was stored, so the
+    turns already stored stay as they were and the new ones are stamped with ``at``."""
+    kept = before[: len(rehearsal.turns)]
+    added = [{"speaker": t.speaker, "text": t.text, "at": at.isoformat()} for t in rehearsal.turns[len(kept) :]]
+    return [*kept, *added]
+
+
+def _unanswered_since(turn: dict[str, Any], now: datetime) -> bool:
+    """Whether a stored leader line has waited for its answer longer than any answer takes
+    (a line stored before lines were stamped counts as waiting since long ago)."""
+    stamp = turn.get("at")
+    return stamp is None or now - datetime.fromisoformat(stamp) > UNANSWERED_FOR
+
+
+async def _not_treated_yet(session: AsyncSession, program: Program, person: Person | None, now: datetime) -> str | None:
+    """Why a participant of a comparison cohort cannot rehearse yet (rehearsals are part of
+    the treatment it is compared without), or None."""
+    cohorts = await people.participations(session, person.id) if person else []
+    if not cohorts or any(program.is_treated(c.key, now.date()) for c in cohorts):
+        return None
+    starts = program.treatment_starts(cohorts[0].key)
+    when = f"from {starts:%-d %B %Y}" if starts else "once your program owner opens them"
+    return f"Rehearsals are part of the training your cohort starts later: they open for you {when}."
+
+
+async def _logged(work: Coroutine[Any, Any, object]) -> None:
+    try:
+        await work
+    except DeliveryError as exc:
+        log.warning("a rehearsal message could not be delivered: %s", exc.reason)
+    except Exception:
+        log.exception("rehearsal work after the ack failed")
+
+
 def scenario_menu(book: ScenarioBook) -> Message:
     choices = tuple(Choice(s.title, f"rehearse|{s.key}") for s in book.scenarios)
     return Message(
@@ -104,47 +158,44 @@ class Rehearsals:
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, platform: str, user_id: str, key: str | None, now: datetime) -> Reply:
-        """Show the scenarios (no key), or start one and send its introduction by DM."""
-        if (not_yet := await self._not_treated_yet(platform, user_id, now)) is not None:
-            return Reply(text=not_yet)
-        if not key:
-            return await self._menu(platform, user_id)
-        try:
-            scenario = self.book.get(key)
-        except ScenarioError:
-            return Reply(text=f"There is no scenario {key[:40]!r}. Type `rehearse` to see them.")
+    async def start(self, platform: str, user_id: str, key: str | None, now: datetime, event_id: str | None = None) -> Reply:
+        """Show the scenarios (no key), or start one and send its introduction by DM.
+
+        Once per ``event_id`` of a member: the session is stored (and the event claimed)
+        before the platform gets its answer; the menu or the introduction is sent after it.
+        """
+        scenario = None
+        if key:
+            try:
+                scenario = self.book.get(key)
+            except ScenarioError:
+                return Reply(text=f"There is no scenario {key[:40]!r}. Type `rehearse` to see them.")
+        program = await self.programs.get()
         async with self.db.session() as session:
             person = await people.by_platform_id(session, platform, user_id)
-            if person is None:
-                return Reply(text="You are not a member of a Reinforce program.")
-            if await people.consent_status(session, person.id) != "accepted":
-                return Reply(text="Rehearsals are recorded, so please accept the consent message first (type `resume` to get it).")
-            await rehearsals.start_session(session, person.id, scenario.key, now)
-        await self._send(platform, user_id, render_intro(scenario, self.coach.source))
+            if (not_yet := await _not_treated_yet(session, program, person, now)) is not None:
+                return Reply(text=not_yet)
+            if scenario is not None:
+                if person is None:
+                    return Reply(text="You are not a member of a Reinforce program.")
+                if await people.consent_status(session, person.id) != "accepted":
+                    return Reply(text="Rehearsals are recorded, so please accept the consent message first (type `resume` to get it).")
+            if person is not None and event_id and not await checkins.claim_event(session, platform, event_id, now):
+                return Reply()  # the platform delivered this command again
+            if scenario is not None and person is not None:
+                await rehearsals.start_session(session, person.id, scenario.key, now)
+        if scenario is None:
+            self._after(self._send(platform, user_id, scenario_menu(self.book)))
+            return Reply(text="Pick a scenario in our direct messages.")
+        self._after(self._send(platform, user_id, render_intro(scenario, self.coach.source)))
         return Reply(update=Message(f"Rehearsal started: {scenario.title}", (Context(f"Rehearsal started: {scenario.title}"),)))
 
-    async def _not_treated_yet(self, platform: str, user_id: str, now: datetime) -> str | None:
-        """Why a participant of a comparison cohort cannot rehearse yet (rehearsals are part of
-        the treatment it is compared without), or None."""
-        async with self.db.session() as session:
-            person = await people.by_platform_id(session, platform, user_id)
-            cohorts = await people.participations(session, person.id) if person else []
-        if not cohorts:
-            return None
-        program = await self.programs.get()
-        if any(program.is_treated(c.key, now.date()) for c in cohorts):
-            return None
-        starts = program.treatment_starts(cohorts[0].key)
-        when = f"from {starts:%-d %B %Y}" if starts else "once your program owner opens them"
-        return f"Rehearsals are part of the training your cohort starts later: they open for you {when}."
-
-    async def _menu(self, platform: str, user_id: str) -> Reply:
-        await self._send(platform, user_id, scenario_menu(self.book))
-        return Reply(text="Pick a scenario in our direct messages.")
-
     async def say(self, command: TextCommand) -> Reply | None:
-        """A leader's message: None when no rehearsal is running; otherwise the answer comes later."""
+        """A leader's line: None when no rehearsal is running. Otherwise the line is stored (and
+        the platform's event claimed, so a retry adds nothing) before the platform gets its
+        answer, and the stakeholder's answer follows. A line refused (too long, or while the
+        stakeholder still answers) claims its event too, so a retry of a stored line is not
+        refused as the next one."""
         async with self.db.session() as session:
             person = await people.by_platform_id(session, command.platform, command.user_id)
             running = await rehearsals.active_session(session, person.id) if person else None
@@ -152,43 +203,62 @@ class Rehearsals:
                 return None
             if command.event_id and not await checkins.claim_event(session, command.platform, command.event_id, command.at):
                 return Reply()  # the platform delivered this message again
-        task = asyncio.get_running_loop().create_task(self._turn(person.id, command))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            transcript = list(running.transcript)
+            rehearsal = Rehearsal(self.book.get(running.scenario_key), _turns(transcript))
+            if rehearsal.awaiting == "stakeholder" and _unanswered_since(transcript[-1], command.at):
+                rehearsal, transcript = rehearsal.undo_unanswered(), transcript[:-1]
+            try:
+                rehearsal = rehearsal.leader_says(command.text)
+            except RehearsalError as exc:
+                return Reply(text=str(exc))
+            await rehearsals.save_progress(session, running.id, _stored(transcript, rehearsal, command.at), 0, 0)
+        self._after(self._turn(person.id, command))
         return Reply()
 
     async def drain(self) -> None:
-        """Wait for turns still being answered (tests, shutdown)."""
+        """Wait for work still under way after an ack: turns being answered, messages being sent (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _turn(self, person_id: int, command: TextCommand) -> None:
-        lock = self._locks.setdefault(person_id, asyncio.Lock())
-        async with lock:  # one turn at a time per leader: the transcript is read, extended, written
-            try:
-                ref = await self._send(command.platform, command.user_id, THINKING)
-                message = await self._answer(person_id, command)
-                await self.chats[command.platform].update(ref, message)
-            except DeliveryError as exc:
-                log.warning("rehearsal reply could not be delivered: %s", exc.reason)
-            except Exception:
-                log.exception("rehearsal turn failed")
+    def _after(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` once the platform has its answer: the adapter answers as soon as the use
+        case returns. What the member did is stored by then, so a failure is logged, not raised."""
+        task = asyncio.get_running_loop().create_task(_logged(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, person_id: int, command: TextCommand) -> Message:
-        async with self.db.session() as session:
-            running = await rehearsals.active_session(session, person_id)
+    async def _turn(self, person_id: int, command: TextCommand) -> None:
+        """Answer the leader's stored line (or finish on ``done``): a thinking message, then the
+        answer in its place."""
+        lock = self._locks.setdefault(person_id, asyncio.Lock())
+        async with lock:  # one answer at a time per leader: the transcript is read, extended, written
+            async with self.db.session() as session:
+                running = await rehearsals.active_session(session, person_id)
+            pending = self._pending(running, command.text)
+            if running is None or pending is None:
+                return  # the rehearsal ended or moved on meanwhile; nothing is waiting for an answer
+            ref = await self._send(command.platform, command.user_id, THINKING)
+            rehearsal, message, usage, finished = await respond(self.coach, pending)
+            async with self.db.session() as session:
+                transcript = _stored(list(running.transcript), rehearsal, command.at)
+                ended = command.at if finished else None
+                await rehearsals.save_progress(session, running.id, transcript, usage.prompt_tokens, usage.completion_tokens, ended)
+                if finished is not None:
+                    await self._file_review(session, person_id, running.id, finished, command.at)
+            await self.chats[command.platform].update(ref, message)
+
+    def _pending(self, running: RehearsalSession | None, text: str) -> Rehearsal | None:
+        """The rehearsal as it waits for an answer: ended by ``done``, or with the leader's
+        stored line replayed (which ends it at the turn limit); None when nothing waits."""
         if running is None:
-            return Message("This rehearsal is over. Type `rehearse` to start another.")
-        rehearsal = Rehearsal(self.book.get(running.scenario_key), tuple(Turn(t["speaker"], t["text"]) for t in running.transcript))
-        rehearsal, message, usage, finished = await take_turn(self.coach, rehearsal, command.text)
-        transcript = [{"speaker": t.speaker, "text": t.text} for t in rehearsal.turns]
-        async with self.db.session() as session:
-            await rehearsals.save_progress(
-                session, running.id, transcript, usage.prompt_tokens, usage.completion_tokens, command.at if finished else None
-            )
-            if finished is not None:
-                await self._file_review(session, person_id, running.id, finished, command.at)
-        return message
+            return None
+        turns = _turns(running.transcript)
+        rehearsal = Rehearsal(self.book.get(running.scenario_key), turns)
+        if is_done_command(text):
+            return rehearsal.leader_says(text)
+        if rehearsal.awaiting != "stakeholder":
+            return None
+        return Rehearsal(rehearsal.scenario, turns[:-1]).leader_says(turns[-1].text)
 
     async def _file_review(self, session: Any, person_id: int, session_id: int, finished: Finished, now: datetime) -> None:
         """Store the feedback as a review item; flagged ones go to the cohort's review channel."""

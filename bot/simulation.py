@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from adapters.console import ConsoleChat
@@ -76,6 +76,8 @@ class Managers:
             if kind == "consent":
                 await self._press(item.message_id, "consent", "Accept", item.at)
             elif kind in ("checklist", "reminder") and (item.email, week) not in self.answered:
+                if kind == "reminder":  # the reminder points to the week's checklist: answered there
+                    item = replace(item, message_id=self._checklist_of(posted.key or "") or item.message_id)
                 gain = WEEKLY_GAIN[self.cohort_of[item.email]] * week
                 await self._answer(item, functools.partial(self._p_yes, item.email, gain))
                 self.answered.add((item.email, week))
@@ -84,6 +86,11 @@ class Managers:
                     b.block_id for b in posted.message.blocks if isinstance(b, Section) and (b.block_id or "").startswith("nudge:")
                 )
                 await self._press(item.message_id, block or "", self.rng.choice(["Useful", "Useful", "Not for me"]), item.at)
+
+    def _checklist_of(self, reminder_key: str) -> str | None:
+        """The message id of the checklist a reminder (same member, cohort and week) points to."""
+        key = "checklist:" + reminder_key.removeprefix("reminder:")
+        return next((message_id for message_id, posted in self.chat.posted.items() if posted.key == key), None)
 
     def _p_yes(self, email: str, gain: float, behavior: str) -> float:
         """How likely the member is to say yes about ``behavior`` this week."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from nudges.messages import Choice, Context, Header, Message, Section
 from nudges.program import Behavior, Cohort, Program
@@ -22,6 +23,9 @@ _SEPARATOR = "|"
 # What a checklist's buttons can ask for besides an answer.
 ACTIONS = ("answer", "note", "snooze", "tomorrow", "skip")
 _PART = re.compile(r"[A-Za-z0-9_+-]{1,63}")
+# The button that asks for this week's checklist again (bot.inbound runs it as the typed `checkin`).
+CHECKIN_AGAIN = "cmd|checkin"
+NOTHING_RECORDED = "Nothing was recorded."
 
 
 class AnswerError(ValueError):
@@ -91,6 +95,39 @@ def signal_value(behavior: Behavior, value: str) -> float:
     raise AnswerError(f"{value!r} is not an answer to “{behavior.question}” (expected one of {allowed}).")
 
 
+def week_refusal(cohort: Cohort, week: IsoWeek, now: datetime, local_week: IsoWeek, joined_week: IsoWeek | None = None) -> str | None:
+    """Why a member may not answer ``cohort``'s checklist for ``week`` at ``now``, or None while it is open.
+
+    A week is open from the member's own start (the cohort's first week, or the week they
+    joined it, ``joined_week``, in their time zone) through the cohort's last week, once it has
+    begun where they are (``local_week`` is their week at ``now``) and until it closes
+    (``Cohort.closes_at``: ``answer_grace_days`` after it ends). A closed week's figures are
+    final, so nothing changes them afterwards. The same rule covers a week's notes and its skip
+    or snooze.
+    """
+    number = cohort.week_number(week)
+    if number < 1:
+        return f"{cohort.name} had not started that week, so there is nothing to answer for it. {NOTHING_RECORDED}"
+    if number > cohort.weeks:
+        return f"{cohort.name} has {cohort.weeks} weeks and that week is after its last. {NOTHING_RECORDED}"
+    if joined_week is not None and week < joined_week:
+        return f"You joined {cohort.name} after that week, so there is nothing to answer for it. {NOTHING_RECORDED}"
+    if week > local_week:
+        return f"Week {number} of {cohort.weeks} has not started yet. {NOTHING_RECORDED}"
+    if cohort.is_closed(week, now):
+        closed = cohort.closes_at(week)
+        return (
+            f"Week {number} of {cohort.weeks} closed for answers on {closed:%a %-d %b} "
+            f"({cohort.answer_grace_days} days after it ended), so its figures are final. {NOTHING_RECORDED}"
+        )
+    return None
+
+
+def is_complete(checklist: Checklist, answered: Mapping[str, str]) -> bool:
+    """Whether every question of the checklist has a stored answer."""
+    return all(q.behavior.key in answered for q in checklist.questions)
+
+
 def checklist_message(
     checklist: Checklist,
     answered: Mapping[str, str] | None = None,
@@ -101,7 +138,8 @@ def checklist_message(
     """Render a checklist; ``answered`` maps behavior key -> value to show what was chosen.
 
     ``note`` is the member's own note, shown back to them only; ``status`` is a short line
-    such as "Snoozed until 11:00." or "Skipped this week."
+    such as "Snoozed until 11:00." or "Skipped this week." Once every question is answered
+    only "Add a note" is left: snoozing or skipping a finished week would contradict it.
     """
     answered = answered or {}
     cohort = checklist.cohort
@@ -130,7 +168,22 @@ def checklist_message(
         blocks.append(Context(f"Your note (only you see it): {note}"))
     if status:
         blocks.append(Context(status))
-    actions = (("Add a note", "note"), ("Snooze 2 h", "snooze"), ("Tomorrow", "tomorrow"), ("Skip this week", "skip"))
+    actions: tuple[tuple[str, str], ...] = (("Add a note", "note"),)
+    if not is_complete(checklist, answered):
+        actions += (("Snooze 2 h", "snooze"), ("Tomorrow", "tomorrow"), ("Skip this week", "skip"))
     refs = [ChoiceRef(cohort.key, checklist.week, action=action).encode() for _label, action in actions]
     blocks.append(Section("", tuple(Choice(label, ref) for (label, _a), ref in zip(actions, refs, strict=True)), block_id="actions"))
     return Message(text=f"Your week {checklist.week_number} check-in: 3 questions, about a minute", blocks=tuple(blocks))
+
+
+def reminder_message(checklist: Checklist, answered: Mapping[str, str]) -> Message:
+    """The mid-week reminder: a short line that points to the week's checklist, not a second copy
+    of it (its buttons stay on the checklist), with its own notification text; one button asks
+    for the checklist again for a member who cannot find it."""
+    total = len(checklist.questions)
+    done = sum(1 for q in checklist.questions if q.behavior.key in answered)
+    left = "the three questions" if not done else f"the {total - done} still open"
+    where = f"Week {checklist.week_number} of {checklist.cohort.weeks}"
+    text = f"Reminder: {done} of {total} answered in your week {checklist.week_number} check-in"
+    line = f"A reminder for your check-in ({where}): {done} of {total} answered. About a minute for {left}, in this week's checklist above."
+    return Message(text, (Section(line, (Choice("Show the checklist again", CHECKIN_AGAIN),), block_id="reminder"),))

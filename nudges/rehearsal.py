@@ -112,7 +112,8 @@ class Rehearsal:
             raise RehearsalError("Say something to the stakeholder, or type done to finish.")
         if len(text) > MAX_TURN_CHARS:
             raise RehearsalError(
-                f"That message is too long for one turn ({len(text)} characters; the limit is {MAX_TURN_CHARS}). Keep it short, as you would in the meeting."
+                f"That message is too long for one turn ({len(text)} characters; the limit is {MAX_TURN_CHARS}). "
+                "Keep it short, as you would in the meeting."
             )
         turns = (*self.turns, Turn("leader", text))
         ended: EndedBy | None = "turn_limit" if sum(t.speaker == "leader" for t in turns) >= self.scenario.turn_limit else None

@@ -116,7 +116,10 @@ _WHO = (
     r"(?:the|a|an|that|this|my|our|your|his|their)\s+"
     r"(?:guy|person|engineer|manager|employee|worker|member|lead|developer|designer|contractor|analyst|rep|intern|new\s+hire))"
 )
-_PERSON = r"(?:employees?|engineers?|managers?|members?|persons?|people|reports?|developers?|staff|workers?|candidates?|colleagues?|man|woman|guy)"
+_PERSON = (
+    r"(?:employees?|engineers?|managers?|members?|persons?|people|reports?|developers?|staff|"
+    r"workers?|candidates?|colleagues?|man|woman|guy)"
+)
 
 _TOPICS: dict[ReasonCode, tuple[str, tuple[re.Pattern[str], ...]]] = {
     "promotion": (
@@ -309,7 +312,10 @@ _TOPICS: dict[ReasonCode, tuple[str, tuple[re.Pattern[str], ...]]] = {
 
 # A learner asking for a person: a bare "coach" turn, or request phrasing around a human.
 # "the person who owns billing" or "talk to someone in finance" is pitch content, not a request.
-_HUMAN = r"(?:(?:a|an|my|the|our)\s+)?(?:(?:real|actual|live)\s+)?(?:human(?:\s+being)?|coach)|(?:a|an)\s+(?:(?:real|actual|live)\s+)?person|someone\s+real"
+_HUMAN = (
+    r"(?:(?:a|an|my|the|our)\s+)?(?:(?:real|actual|live)\s+)?(?:human(?:\s+being)?|coach)"
+    r"|(?:a|an)\s+(?:(?:real|actual|live)\s+)?person|someone\s+real"
+)
 _COACH_REQUEST = (
     re.compile(r"^\s*(?:coach|human)\s*(?:please)?\s*[.!?]*\s*$", re.IGNORECASE),
     _rx(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,7 +25,6 @@ class IsoWeek:
         return cls(year, week)
 
     @classmethod
-    @functools.lru_cache(maxsize=256)  # a fan-out parses the same few weeks for every row
     def parse(cls, text: str) -> IsoWeek:
         """Parse 'YYYY-Www'; raises ValueError with a message fit for a terminal."""
         match = _ISO_WEEK.match(text.strip())

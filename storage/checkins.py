@@ -34,6 +34,7 @@ class Answerer:
     timezone: str
     consent: str | None
     cohorts: dict[str, int]  # cohort key -> id, where they are an active participant
+    joined: dict[str, datetime]  # cohort key -> when they joined it
     answers: dict[int, dict[IsoWeek, dict[str, str]]]  # cohort id -> week -> behavior -> value
 
 
@@ -72,6 +73,7 @@ async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], 
             Consent.status,
             Cohort.key,
             Cohort.id,
+            Membership.joined_at,
             CheckinAnswer.week,
             CheckinAnswer.behavior_key,
             CheckinAnswer.value,
@@ -86,10 +88,11 @@ async def answerers(session: AsyncSession, clickers: Iterable[tuple[str, str]], 
         )
         .where(tuple_(Account.platform, Account.user_id).in_(wanted))
     )
-    for platform, user_id, person_id, timezone, consent, cohort_key, cohort_id, week, behavior, value in rows:
-        who = found.setdefault((platform, user_id), Answerer(person_id, timezone, consent, {}, {}))
+    for platform, user_id, person_id, timezone, consent, cohort_key, cohort_id, joined_at, week, behavior, value in rows:
+        who = found.setdefault((platform, user_id), Answerer(person_id, timezone, consent, {}, {}, {}))
         if cohort_key is not None:
             who.cohorts[cohort_key] = cohort_id
+            who.joined[cohort_key] = joined_at
         if week is not None:
             who.answers.setdefault(cohort_id, {}).setdefault(IsoWeek.parse(week), {})[behavior] = value
     return found
@@ -109,7 +112,19 @@ async def claim_events(session: AsyncSession, platform: str, event_ids: Iterable
 
 
 async def claim_event(session: AsyncSession, platform: str, event_id: str, now: datetime) -> bool:
+    """Record that a platform event is being handled, in the caller's transaction: True the
+    first time, False for a retry of an event already handled. Claimed in the transaction
+    that stores the event's effect, a failure rolls both back, so the platform's retry runs it."""
     return bool(await claim_events(session, platform, [event_id], now))
+
+
+async def joined_at(session: AsyncSession, person_id: int, cohort_id: int) -> datetime | None:
+    """When the person joined the cohort as a participant (None if they are not one)."""
+    return await session.scalar(
+        select(Membership.joined_at).where(
+            Membership.person_id == person_id, Membership.cohort_id == cohort_id, Membership.role == "participant"
+        )
+    )
 
 
 def _answer_upsert(session: AsyncSession) -> Any:

@@ -1,7 +1,8 @@
 """The Slack side of the web process: a slack-bolt AsyncApp whose listeners call Inbound.
 
-Clicks are stored before the request is acknowledged (Slack allows 3 s), so an answer
-that Slack saw acknowledged is never lost; the message is updated after the ack.
+Clicks and typed messages are stored before the request is acknowledged (Slack allows 3 s),
+so what Slack saw acknowledged is never lost, and a request that fails gets a 500 that Slack
+retries; the message is updated, or the reply posted, after the ack.
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ SCOPES = list(BOT_SCOPES)  # what the OAuth install asks for: the manifest's sco
 BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE = "workspace_bots", "workspace_installations", "oauth_states"
 
 
-def _at(ts: str | None) -> datetime:
+def _at(ts: object) -> datetime:
+    """A Slack timestamp ("1767600000.000100", or event_time's whole seconds) as a datetime; now
+    when there is none or it is not one."""
     try:
-        return datetime.fromtimestamp(float(ts or ""), UTC)
-    except ValueError:
+        return datetime.fromtimestamp(float(ts or ""), UTC)  # type: ignore[arg-type]  # anything else is refused below
+    except (ValueError, TypeError, OverflowError, OSError):
         return datetime.now(UTC)
 
 
@@ -195,20 +198,25 @@ class SlackAdapter:
         self._show(reply, user_id, meta.get("channel"), meta.get("ts"))
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        """A member's message in the DM: a rehearsal turn, or a command. Answered after the
-        event is acknowledged (a rehearsal turn waits for the model); bot messages and edits
-        are ignored."""
+        """A member's message in the DM: a rehearsal turn, or a command (bot messages and edits
+        are ignored).
+
+        Stored before bolt answers Slack (the response goes when this returns), once per
+        event: Slack retries an event it saw fail or time out with the same ``event_id``, and
+        the application claims that id in the transaction that stores the message's effect.
+        When that fails (the database is down) this raises, bolt answers 500, and Slack
+        retries. The reply is posted after the answer.
+        """
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return
         user_id = member_id(body.get("team_id") or event.get("team", ""), event["user"])
         text = unescape(str(event.get("text") or ""))
-        command = TextCommand("slack", user_id, text, _at(event.get("ts")), event_id=body.get("event_id") or f"msg:{event.get('ts')}")
-        self._later(self._answer(command))
-
-    async def _answer(self, command: TextCommand) -> None:
+        # Named after the sender first, as click ids are (click_event_prefix): forgetting the member drops it too.
+        event_id = f"{event['user']}:{body.get('event_id') or 'msg:' + str(event.get('ts'))}"
+        command = TextCommand("slack", user_id, text, _at(event.get("ts")), event_id=event_id)
         reply = await self.inbound.message(command)
         if reply.text:
-            await self.chat.tell(command.user_id, reply.text)
+            self._later(self.chat.tell(command.user_id, reply.text))
 
     async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         user_id = member_id(command.get("team_id", ""), command["user_id"])
@@ -226,10 +234,11 @@ class SlackAdapter:
         if event.get("tab", "home") != "home":
             return
         user_id = member_id(body.get("team_id") or event.get("view", {}).get("team_id", ""), event["user"])
-        self._later(self._publish_home(user_id))
+        # The week shown is the week of the event (Slack's event_time), as a click's is its action_ts.
+        self._later(self._publish_home(user_id, _at(body.get("event_time"))))
 
-    async def _publish_home(self, user_id: str) -> None:
-        await self.chat.publish_home(user_id, await self.inbound.home("slack", user_id, datetime.now(UTC)))
+    async def _publish_home(self, user_id: str, at: datetime) -> None:
+        await self.chat.publish_home(user_id, await self.inbound.home("slack", user_id, at))
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed (%s): %s", body.get("type", "?"), error.__class__.__name__, exc_info=error)
@@ -249,9 +258,13 @@ class SlackAdapter:
         if self.chat.client.session is None or self.chat.client.session.closed:
             self.chat.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.chat.client.timeout))
 
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the work after responses still under way (updates, replies)."""
+        if self._after:
+            await asyncio.wait(set(self._after), timeout=timeout)
+
     async def stop(self) -> None:
-        if self._after:  # updates and answers still on their way get a moment to finish
-            await asyncio.wait(set(self._after), timeout=5)
+        await self.drain(timeout=5)  # updates and answers still on their way get a moment to finish
         if self.chat.client.session is not None:
             await self.chat.client.session.close()
 

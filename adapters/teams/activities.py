@@ -18,14 +18,22 @@ MAX_TENANT, MAX_USER, MAX_CONVERSATION = 100, 150, 300
 MAX_ACTIVITY_ID = 200
 
 
-def routing_problem(activity: Activity) -> str | None:
-    """Why ``activity`` cannot be answered as Teams would expect, or None. Names fields, never values."""
+def _address_problem(activity: Activity) -> str | None:
+    """Why the activity's service URL or ids cannot be answered to, or None."""
     url = activity.service_url
     if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > 2000:
         return "serviceUrl is not a URL"
     for name, value in (("id", activity.id), ("replyToId", activity.reply_to_id)):
         if value is not None and (not isinstance(value, str) or len(value) > MAX_ACTIVITY_ID):
             return f"{name} is not an activity id"
+    return None
+
+
+def routing_problem(activity: Activity) -> str | None:
+    """Why ``activity`` cannot be answered as Teams would expect, or None. Names fields, never values."""
+    problem = _address_problem(activity)
+    if problem is not None:
+        return problem
     for name, account, limit in (
         ("from", activity.from_property, MAX_USER),
         ("recipient", activity.recipient, MAX_USER),

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 from aiohttp import web
+from azure.core.exceptions import DeserializationError
 from botbuilder.core import BotAdapter, Middleware, TurnContext, serializer_helper
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
@@ -24,7 +25,6 @@ from botbuilder.integration.aiohttp import (
 from botbuilder.schema import Activity
 from botframework.connector.auth import AppCredentials, ServiceClientCredentialsFactory
 from msrest.authentication import Authentication
-from msrest.exceptions import DeserializationError
 from urllib3.util.retry import Retry
 
 from adapters.base import Inbound
@@ -48,10 +48,10 @@ class ReusedCredentials(ServiceClientCredentialsFactory):
         self._made: dict[tuple[Any, ...], Authentication] = {}
 
     async def is_valid_app_id(self, app_id: str) -> bool:
-        return await self._inner.is_valid_app_id(app_id)
+        return bool(await self._inner.is_valid_app_id(app_id))
 
     async def is_authentication_disabled(self) -> bool:
-        return await self._inner.is_authentication_disabled()
+        return bool(await self._inner.is_authentication_disabled())
 
     async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool) -> Authentication:
         key = (app_id, oauth_scope, login_endpoint, validate_authority)

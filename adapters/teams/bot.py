@@ -18,7 +18,7 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ConversationReference, ErrorResponseException
 from botbuilder.schema.teams import TeamsChannelData
 
-from adapters.base import Click, DeliveryError, Inbound, Reply, Submission, TextCommand
+from adapters.base import Click, Inbound, Reply, Submission, TextCommand
 from adapters.teams.cards import CHECKLIST, parse_submit
 from adapters.teams.chat import (
     CHANNEL,
@@ -44,7 +44,7 @@ REMOVED_CHANNEL = "the Reinforce app was removed from the team"
 
 def _tenant(activity: Activity) -> str:
     if activity.conversation is not None and activity.conversation.tenant_id:
-        return activity.conversation.tenant_id
+        return str(activity.conversation.tenant_id)
     data = TeamsChannelData().deserialize(activity.channel_data or {})
     return data.tenant.id if data.tenant and data.tenant.id else ""
 
@@ -70,7 +70,7 @@ def event_id(activity: Activity) -> str:
     """Unique per submit, identical when the Bot Framework delivers the same activity again
     (it keeps the activity id on retries)."""
     if activity.id and len(activity.id) <= MAX_EVENT_ID:
-        return activity.id
+        return str(activity.id)
     sender = activity.from_property.id if activity.from_property else None
     payload = json.dumps([sender, activity.reply_to_id, activity.id, activity.value], sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
@@ -175,16 +175,15 @@ class ReinforceBot(ActivityHandler):
             await self.addresses.remember(tenant, reference.conversation.id, CHANNEL, reference.serialize(), _at(activity))
         # In a channel the text starts with the bot's @mention.
         text = (TurnContext.remove_recipient_mention(activity) or "").strip()
-        try:
-            if _personal(activity):
-                # The personal chat is where a rehearsal runs: there a line is the leader's next
-                # turn (once, however often Teams delivers it), and a command only otherwise.
-                reply = await self.inbound.message(TextCommand(PLATFORM, user_id, text, _at(activity), event_id=event_id(activity)))
-            else:
-                reply = await self.inbound.command(TextCommand(PLATFORM, user_id, text, _at(activity)))
-        except DeliveryError as exc:
-            log.warning("Teams command %r could not send: %s", text[:40], exc.reason)
-            reply = Reply(text="I could not send that to you just now; please try again in a few minutes.")
+        # Once per activity, however often Teams delivers it: the application claims its id with
+        # what the command stores, before Teams gets its answer (an error is a 500, which Teams retries).
+        command = TextCommand(PLATFORM, user_id, text, _at(activity), event_id=event_id(activity))
+        if _personal(activity):
+            # The personal chat is where a rehearsal runs: there a line is the leader's next
+            # turn, and a command only otherwise.
+            reply = await self.inbound.message(command)
+        else:
+            reply = await self.inbound.command(command)
         await self._show(turn_context, reply)
 
     async def _show(self, turn_context: TurnContext, reply: Reply) -> None:

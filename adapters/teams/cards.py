@@ -68,24 +68,12 @@ def to_card(message: Message) -> dict[str, Any]:
     body: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     for block in message.blocks:
-        if isinstance(block, Header):
-            body.append(_rich(block.text, size="Large", weight="Bolder"))
-        elif isinstance(block, Context):
-            body.append(_subtle(block.text))
-        elif isinstance(block, Image):
-            body.append(_image(block))
-        elif checklist and _is_question(block):
-            if block.text:
-                body.append(_rich(block.text, weight="Bolder"))
-            body.append(_choice_set(block))
-        elif checklist and block.block_id == ACTIONS_ROW:
-            body.append(_note_input())
-            actions = _checklist_actions(block.choices)
+        if isinstance(block, Section):
+            elements, row = _section(block, checklist)
+            body += elements
+            actions = row or actions
         else:
-            if block.text:
-                body.append(_rich(block.text))
-            if block.choices:
-                body.append({"type": "ActionSet", "actions": [_button(c) for c in block.choices[:MAX_ACTIONS]]})
+            body.append(_element(block))
     if checklist and not actions:  # a checklist always needs its Submit
         body.append(_note_input())
         actions = _checklist_actions(())
@@ -101,6 +89,26 @@ def to_card(message: Message) -> dict[str, Any]:
     if actions:
         card["actions"] = actions
     return _within_limit(card)
+
+
+def _element(block: Header | Context | Image) -> dict[str, Any]:
+    if isinstance(block, Header):
+        return _rich(block.text, size="Large", weight="Bolder")
+    if isinstance(block, Context):
+        return _subtle(block.text)
+    return _image(block)
+
+
+def _section(block: Section, checklist: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A section's card elements, and the card's actions when it is a checklist's action row."""
+    if checklist and _is_question(block):
+        return [*([_rich(block.text, weight="Bolder")] if block.text else []), _choice_set(block)], []
+    if checklist and block.block_id == ACTIONS_ROW:
+        return [_note_input()], _checklist_actions(block.choices)
+    elements = [_rich(block.text)] if block.text else []
+    if block.choices:
+        elements.append({"type": "ActionSet", "actions": [_button(c) for c in block.choices[:MAX_ACTIONS]]})
+    return elements, []
 
 
 def _is_question(block: object) -> bool:
@@ -223,12 +231,12 @@ def _within_limit(card: dict[str, Any]) -> dict[str, Any]:
         return card
     # Inputs stay: a checklist without its questions could not be answered.
     kept = list(card["body"])
-    while card_bytes({**card, "body": kept + [_subtle(SHORTENED)]}) > MAX_CARD_BYTES:
+    while card_bytes({**card, "body": [*kept, _subtle(SHORTENED)]}) > MAX_CARD_BYTES:
         droppable = [i for i, e in enumerate(kept) if not str(e.get("type", "")).startswith("Input.")]
         if not droppable:
             break
         del kept[droppable[-1]]
-    card["body"] = kept + [_subtle(SHORTENED)]
+    card["body"] = [*kept, _subtle(SHORTENED)]
     return card
 
 

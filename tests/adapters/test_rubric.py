@@ -24,7 +24,8 @@ GOOD = (
     "I'll send the invite for Tuesday and we review the trial on March 30.",
 )
 WEAK = (
-    "Hi Dana, I have been thinking a lot about how we work together and about meetings in general, and I think we should maybe look at huddles at some point.",
+    "Hi Dana, I have been thinking a lot about how we work together and about meetings in general, "
+    "and I think we should maybe look at huddles at some point.",
 )
 
 

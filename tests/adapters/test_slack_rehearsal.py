@@ -74,7 +74,7 @@ async def test_a_typed_turn_is_stored_as_written_not_as_slack_escaped_it(rig: Ri
     await rig.app.rehearsals.drain()
     async with rig.db.session() as session:
         transcript = await session.scalar(select(RehearsalSession.transcript))
-    assert transcript[-2] == {"speaker": "leader", "text": "Our R&D team <b> needs a huddle; &lt; stays as typed."}
+    assert (transcript[-2]["speaker"], transcript[-2]["text"]) == ("leader", "Our R&D team <b> needs a huddle; &lt; stays as typed.")
 
 
 async def test_a_coach_edits_flagged_feedback_in_a_dialog_and_the_leader_gets_the_edit(rig: Rig) -> None:

@@ -177,8 +177,8 @@ async def test_pressing_a_button_on_another_cohorts_checklist_is_refused(db: Dat
         ("answer|no-such-cohort|2026-W02|decision_huddle|yes", "not from a current Reinforce checklist"),
         ("answer|pilot-a|2026-W02|one_on_ones|2", "not on your checklist"),
         ("answer|pilot-a|2026-W02|decision_huddle|maybe", "'maybe' is not an answer"),
-        ("answer|pilot-a|2026-W09|decision_huddle|yes", "2026-W09 is not open"),
-        ("answer|pilot-a|2025-W50|decision_huddle|yes", "2025-W50 is not open"),
+        ("answer|pilot-a|2026-W09|decision_huddle|yes", "Week 8 of 12 has not started yet. Nothing was recorded."),
+        ("answer|pilot-a|2025-W50|decision_huddle|yes", "Pilot A had not started that week"),
     ],
 )
 async def test_invalid_answers_are_refused_with_a_reason_and_store_nothing(db: Database, program: Program, value: str, reply: str) -> None:

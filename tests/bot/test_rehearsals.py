@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from bot.files import load_program, load_scenarios
 from bot.inbound import InboundHandler
 from bot.programs import ProgramSource
 from bot.rehearsals import Rehearsals
-from storage import accounts, people
+from storage import accounts, people, rehearsals
 from storage.db import Database
 from storage.models import Account, AuditEntry, Delivery, FeedbackReview, RehearsalSession
 from storage.programs import save_program
@@ -102,9 +102,11 @@ async def test_rehearse_lists_scenarios_then_a_choice_starts_one_with_its_introd
     platform = await _platform(offline)
     reply = await offline.inbound.command(TextCommand(platform, offline.leader, "rehearse", NOW))
     assert "Pick a scenario" in reply.text
+    await offline.rehearsals.drain()  # the menu is sent after the answer
     assert "Which conversation do you want to practise?" in _last(offline)
     reply = await offline.inbound.click(Click(platform, "c1", offline.leader, "rehearse|vp-decision-huddles", NOW))
     assert "Rehearsal started" in reply.update.text
+    await offline.rehearsals.drain()
     assert "Your goal:" in _last(offline) and "no AI" in _last(offline)
 
 
@@ -133,6 +135,48 @@ async def test_the_same_message_delivered_twice_is_one_turn(offline: Rig) -> Non
     async with offline.db.session() as session:
         run = await session.scalar(select(RehearsalSession))
     assert [t["speaker"] for t in run.transcript] == ["leader", "stakeholder"]
+
+
+async def _stored_line(rig: Rig, text: str, at: datetime) -> None:
+    """Seed a running rehearsal whose last line was stored at ``at`` and never answered."""
+    platform = await _platform(rig)
+    await rig.inbound.command(TextCommand(platform, rig.leader, "rehearse vp-decision-huddles", NOW))
+    await rig.rehearsals.drain()
+    async with rig.db.session() as session:
+        run = await session.scalar(select(RehearsalSession))
+        await rehearsals.save_progress(session, run.id, [{"speaker": "leader", "text": text, "at": at.isoformat()}], 0, 0)
+
+
+async def test_a_line_while_the_stakeholder_is_still_answering_is_refused_and_stores_nothing(offline: Rig) -> None:
+    await _stored_line(offline, GOOD_PITCH, NOW - timedelta(minutes=1))
+    reply = await offline.inbound.message(TextCommand(await _platform(offline), offline.leader, "And another thing", NOW, event_id="Ev2"))
+    assert reply.text == "One moment: the stakeholder is still answering."
+    await offline.rehearsals.drain()
+    async with offline.db.session() as session:
+        run = await session.scalar(select(RehearsalSession))
+    assert [t["text"] for t in run.transcript] == [GOOD_PITCH]
+
+
+async def test_a_line_whose_answer_was_lost_long_ago_gives_way_to_the_next(offline: Rig) -> None:
+    """The process that stored a line stopped before answering it: the next line replaces it."""
+    await _stored_line(offline, "A line nobody answered", NOW - timedelta(minutes=11))
+    await _say(offline, GOOD_PITCH, await _platform(offline), event="Ev2")
+    async with offline.db.session() as session:
+        run = await session.scalar(select(RehearsalSession))
+    assert [t["speaker"] for t in run.transcript] == ["leader", "stakeholder"]
+    assert run.transcript[0]["text"] == GOOD_PITCH
+    assert all(t["at"] == NOW.isoformat() for t in run.transcript)
+
+
+async def test_a_typed_rehearse_delivered_twice_starts_one_rehearsal_with_one_introduction(offline: Rig) -> None:
+    platform = await _platform(offline)
+    command = TextCommand(platform, offline.leader, "rehearse vp-decision-huddles", NOW, event_id="Ev1")
+    first, again = await offline.inbound.message(command), await offline.inbound.message(command)
+    await offline.rehearsals.drain()
+    assert "Rehearsal started" in (first.text or "") and again.text is None
+    async with offline.db.session() as session:
+        assert len((await session.scalars(select(RehearsalSession))).all()) == 1
+    assert sum("Your goal:" in p.message.plain() for p in offline.chat.posted.values()) == 1
 
 
 async def test_a_sensitive_pitch_is_flagged_sent_to_the_review_channel_and_only_a_coach_decides(offline: Rig) -> None:

@@ -57,7 +57,7 @@ async def test_a_worker_killed_mid_fan_out_and_restarted_sends_each_checklist_on
         await worker.wait()
         assert 600 <= len(fake.messages) < 2000, "the kill should land mid fan-out"
         restarted = await _tick(env, AFTER_LEASE)  # after the dead worker's leases ran out
-        out, err = await restarted.communicate()
+        _out, err = await restarted.communicate()
         assert restarted.returncode == 0, err.decode()
         delivered = fake.delivered()
         assert len(delivered) == 2000 and set(delivered.values()) == {1}, f"duplicates: {[c for c, n in delivered.items() if n > 1][:5]}"

@@ -84,6 +84,10 @@ class FakeOpenAI:
         for _ in range(times):
             self.script.append(Step(hang=True))
 
+    def release(self) -> None:
+        """Let the requests hanging now (and any later ``hang``) fail with a 504."""
+        self._release.set()
+
     def refuse_json_schema(self) -> None:
         """Like vLLM/llama.cpp builds without structured outputs: 400 on json_schema."""
         self.refuse.add("json_schema")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +19,10 @@ from nudges.checklist import (
     ChoiceRef,
     build_checklist,
     checklist_message,
+    is_complete,
+    reminder_message,
     signal_value,
+    week_refusal,
 )
 from nudges.messages import Context, Header, Message, Section
 from nudges.program import Program, parse_program
@@ -333,3 +336,92 @@ def test_the_members_note_and_status_are_shown_back_to_them(program: Program) ->
 
     assert "Your note (only you see it): Hard week" in contexts(message)
     assert "Skipped this week." in contexts(message)
+
+
+ALL_YES = {"decision_huddle": "yes", "escalate_24h": "no", "specific_feedback": "partly"}
+
+
+def test_a_finished_checklist_offers_only_the_note(program: Program) -> None:
+    checklist = build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK)
+    row = next(b for b in checklist_message(checklist, ALL_YES).blocks if isinstance(b, Section) and b.block_id == "actions")
+
+    assert is_complete(checklist, ALL_YES)
+    assert [c.label for c in row.choices] == ["Add a note"]
+
+
+def test_two_answers_of_three_still_offer_snooze_and_skip(program: Program) -> None:
+    checklist = build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK)
+    two = {"decision_huddle": "yes", "escalate_24h": "no"}
+    row = next(b for b in checklist_message(checklist, two).blocks if isinstance(b, Section) and b.block_id == "actions")
+
+    assert not is_complete(checklist, two)
+    assert [c.label for c in row.choices] == ["Add a note", "Snooze 2 h", "Tomorrow", "Skip this week"]
+
+
+def test_the_reminder_points_to_the_checklist_with_its_own_notification_text(program: Program) -> None:
+    checklist = build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK + 2)
+
+    reminder = reminder_message(checklist, {"decision_huddle": "yes"})
+
+    assert reminder.text == "Reminder: 1 of 3 answered in your week 3 check-in"
+    assert reminder.text != checklist_message(checklist).text
+    (section,) = reminder.blocks
+    assert isinstance(section, Section)
+    assert "Week 3 of 12" in section.text and "the 2 still open" in section.text and "checklist above" in section.text
+    assert [(c.label, c.value) for c in section.choices] == [("Show the checklist again", "cmd|checkin")]
+
+
+def test_a_reminder_before_any_answer_names_all_three_questions(program: Program) -> None:
+    reminder = reminder_message(build_checklist(program, program.cohort("pilot-a"), FIRST_WEEK), {})
+
+    assert "0 of 3 answered" in reminder.text and "the three questions" in reminder.plain()
+
+
+# --- when a week is open for answers -------------------------------------------------------------
+
+MONDAY_W02 = datetime(2026, 1, 5, 9, tzinfo=UTC)
+CLOSES = datetime(2026, 1, 15, tzinfo=UTC)  # Monday after 2026-W02, 00:00 UTC, plus 3 grace days
+
+
+def _refusal(program: Program, week: IsoWeek, now: datetime, joined: IsoWeek | None = None) -> str | None:
+    return week_refusal(program.cohort("pilot-a"), week, now, IsoWeek.of(now), joined)
+
+
+def test_a_running_week_is_open_from_its_start_until_the_instant_it_closes(program: Program) -> None:
+    assert _refusal(program, FIRST_WEEK, MONDAY_W02) is None
+    assert _refusal(program, FIRST_WEEK, CLOSES - timedelta(microseconds=1)) is None
+    assert _refusal(program, FIRST_WEEK, CLOSES) == (
+        "Week 1 of 12 closed for answers on Thu 15 Jan (3 days after it ended), so its figures are final. Nothing was recorded."
+    )
+
+
+def test_the_week_a_member_joined_is_open_to_them_and_the_weeks_before_are_not(program: Program) -> None:
+    joined = FIRST_WEEK + 3
+    at = MONDAY_W02 + timedelta(weeks=3)
+    assert _refusal(program, joined, at, joined) is None
+    assert _refusal(program, joined + -1, at, joined) == (
+        "You joined Pilot A after that week, so there is nothing to answer for it. Nothing was recorded."
+    )
+
+
+@pytest.mark.parametrize(
+    ("week", "now", "reason"),
+    [
+        (FIRST_WEEK + -1, MONDAY_W02, "Pilot A had not started that week"),
+        (FIRST_WEEK + 12, MONDAY_W02 + timedelta(weeks=12), "Pilot A has 12 weeks and that week is after its last"),
+        (FIRST_WEEK + 1, MONDAY_W02, "Week 2 of 12 has not started yet"),
+    ],
+    ids=["before-the-start", "after-the-last-week", "not-begun"],
+)
+def test_weeks_outside_the_cohort_or_still_ahead_are_not_open(program: Program, week: IsoWeek, now: datetime, reason: str) -> None:
+    refusal = _refusal(program, week, now)
+    assert refusal is not None and refusal.startswith(reason) and refusal.endswith("Nothing was recorded.")
+
+
+def test_the_grace_period_is_the_cohorts_own(program: Program) -> None:
+    data = program.model_dump(mode="json")
+    for cohort in data["cohorts"]:
+        cohort["answer_grace_days"] = 7
+    longer = parse_program(data, "grace.yaml")
+    assert _refusal(longer, FIRST_WEEK, CLOSES) is None
+    assert _refusal(longer, FIRST_WEEK, CLOSES + timedelta(days=4)) is not None

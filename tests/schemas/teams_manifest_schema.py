@@ -22,13 +22,12 @@ SHA256 = "3339690aacd9049bc65ade66b258982803d8c6c6d3897a23f8a057b6ebe35479"
 
 
 def main(dest: str) -> int:
-    with urllib.request.urlopen(PACKAGE, timeout=60) as response:
-        archive = tarfile.open(fileobj=io.BytesIO(response.read()))
-    member = archive.extractfile(MEMBER)
-    if member is None:
+    with urllib.request.urlopen(PACKAGE, timeout=60) as response, tarfile.open(fileobj=io.BytesIO(response.read())) as archive:
+        member = archive.extractfile(MEMBER)
+        schema = member.read() if member is not None else None
+    if schema is None:
         print(f"{PACKAGE} has no {MEMBER}", file=sys.stderr)
         return 1
-    schema = member.read()
     if hashlib.sha256(schema).hexdigest() != SHA256:
         print(f"{MEMBER} in {PACKAGE} is not the expected file (SHA-256 differs)", file=sys.stderr)
         return 1
