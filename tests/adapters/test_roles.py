@@ -327,16 +327,18 @@ async def test_a_coach_decides_flagged_feedback_by_button_in_slack_and_the_learn
     assert (await rig.audit())[-1][:2] == ("coach@example.com", f"review.{decision}")
 
 
-async def test_a_coach_in_teams_approves_flagged_feedback_and_the_learner_is_told(rig: Rig) -> None:
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+async def test_a_coach_in_teams_decides_flagged_feedback_and_the_learner_is_told(rig: Rig, decision: str) -> None:
     review_id = await _flagged_review(rig)
     rig.teams.add_member(TENANT, "coach@example.com", "Coach")
     coach = await rig.teams_install("coach@example.com")  # linked by her program email
-    approve = card_submit(rig.teams.url, TENANT, BOT, coach, "card-9", {"reinforce": "click", "value": f"review|{review_id}|approve"})
-    assert await rig.teams_post(approve) == 201
-    assert await _review_status(rig) == "approved"
+    press = card_submit(rig.teams.url, TENANT, BOT, coach, "card-9", {"reinforce": "click", "value": f"review|{review_id}|{decision}"})
+    assert await rig.teams_post(press) == 201
+    status = {"approve": "approved", "reject": "rejected"}[decision]
+    assert await _review_status(rig) == status
     await rig.app.deliverer.deliver_due(await rig.app.programs.get(), lambda: datetime.now(UTC))
     told = [m for (c, _ts), m in rig.slack.messages.items() if c == f"D{slack_user_of('ana@example.com')}"]
-    assert "approved by a coach" in told[-1]["text"]
+    assert f"{status} by a coach" in told[-1]["text"]
 
 
 # --- leaving the program ------------------------------------------------------------------------
