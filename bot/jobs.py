@@ -89,7 +89,9 @@ async def _members(session: AsyncSession, program: Program, spec: CohortSpec, co
             await people.set_consent(session, person.id, "pending", now)
             # The consent request is a touch like any other: not in the member's quiet hours.
             due_at = next_allowed(now, person.timezone, rules)
-            rows.append(_row(key=f"consent:{person.id}", kind="consent", period="once", due_at=due_at, person=person, cohort_id=cohort_id))
+            rows.append(
+                outbox.row(key=f"consent:{person.id}", kind="consent", period="once", due_at=due_at, person=person, cohort_id=cohort_id)
+            )
             continue
         if consent != "accepted":
             continue
@@ -108,7 +110,7 @@ async def _members(session: AsyncSession, program: Program, spec: CohortSpec, co
                     nudges.append((person, due))
                 continue
             rows.append(
-                _row(
+                outbox.row(
                     key=f"{due.kind}:{person.id}:{spec.key}:{due.period}",
                     kind=due.kind,
                     period=due.period,
@@ -142,7 +144,7 @@ async def _nudges(
         if choice is None:
             continue  # no answers yet, or every nudge was used recently: nothing honest to say
         rows.append(
-            _row(
+            outbox.row(
                 key=f"nudge:{person.id}:{spec.key}:{d.period}",
                 kind="nudge",
                 period=d.period,
@@ -167,7 +169,7 @@ def _digest(spec: CohortSpec, cohort_id: int, now: datetime) -> list[dict[str, A
     if channel is None or due is None:
         return []
     return [
-        _row(
+        outbox.row(
             key=f"digest:{spec.key}:{due.period}",
             kind="digest",
             period=due.period,
@@ -178,28 +180,3 @@ def _digest(spec: CohortSpec, cohort_id: int, now: datetime) -> list[dict[str, A
             payload={"cohort": spec.key, "week": str(due.week)},
         )
     ]
-
-
-def _row(
-    *,
-    key: str,
-    kind: str,
-    period: str,
-    due_at: datetime,
-    cohort_id: int,
-    person: Person | None = None,
-    platform: str | None = None,
-    target: str | None = None,
-    payload: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "idempotency_key": key,
-        "kind": kind,
-        "period": period,
-        "due_at": due_at,
-        "cohort_id": cohort_id,
-        "person_id": person.id if person else None,
-        "platform": platform or (person.platform if person else None),
-        "target": target,
-        "payload": payload or {},
-    }

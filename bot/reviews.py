@@ -14,6 +14,7 @@ from nudges.program import Program, ProgramError
 from nudges.review import escalations_due
 from storage import accounts, people, rehearsals
 from storage.models import Person
+from storage.outbox import row
 
 
 async def review_reminders(session: AsyncSession, program: Program, now: datetime) -> list[dict[str, Any]]:
@@ -33,18 +34,21 @@ async def review_reminders(session: AsyncSession, program: Program, now: datetim
             channel = None
         payload = {"review": review_id}
         if channel is not None:
+            key = f"review_reminder:{review_id}:coaches"
             rows.append(
-                _row(
-                    f"review_reminder:{review_id}:coaches",
-                    "review_reminder",
-                    now,
+                row(
+                    key=key,
+                    kind="review_reminder",
+                    period="once",
+                    due_at=now,
                     platform=channel.platform,
                     target=channel.id,
                     payload=payload,
                 )
             )
         if learner is not None:
-            rows.append(_row(f"review_pending:{review_id}", "review_pending", now, person=learner, payload=payload))
+            key = f"review_pending:{review_id}"
+            rows.append(row(key=key, kind="review_pending", period="once", due_at=now, person=learner, payload=payload))
         if "admins" in due:
             for admin in await people.with_role(session, "admin"):
                 # Written to where the admin is linked (the program file names no platform for them).
@@ -52,28 +56,7 @@ async def review_reminders(session: AsyncSession, program: Program, now: datetim
                 if platform is None:  # linked nowhere: `program load` and `doctor` report them
                     continue
                 key = f"review_reminder:{review_id}:admin:{admin.id}"
-                rows.append(_row(key, "review_reminder", now, person=admin, platform=platform, payload=payload))
+                rows.append(
+                    row(key=key, kind="review_reminder", period="once", due_at=now, person=admin, platform=platform, payload=payload)
+                )
     return rows
-
-
-def _row(
-    key: str,
-    kind: str,
-    now: datetime,
-    *,
-    person: Person | None = None,
-    platform: str | None = None,
-    target: str | None = None,
-    payload: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "idempotency_key": key,
-        "kind": kind,
-        "period": "once",
-        "due_at": now,
-        "cohort_id": None,
-        "person_id": person.id if person else None,
-        "platform": platform or (person.platform if person else None),
-        "target": target,
-        "payload": payload,
-    }

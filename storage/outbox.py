@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert
-from storage.models import Base, Delivery
+from storage.models import Base, Delivery, Person
 
 _DELIVERIES = Base.metadata.tables[Delivery.__tablename__]  # the Core table, typed as one
 
@@ -50,6 +50,33 @@ async def enqueue(
     )
     stmt = stmt.on_conflict_do_nothing(index_elements=[Delivery.idempotency_key]).returning(Delivery.id)
     return (await session.execute(stmt)).first() is not None
+
+
+def row(
+    *,
+    key: str,
+    kind: str,
+    period: str,
+    due_at: datetime,
+    cohort_id: int | None = None,
+    person: Person | None = None,
+    platform: str | None = None,
+    target: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A delivery for ``enqueue_many``: to ``person`` (on ``platform``, else the one the program
+    file names for them) or to the channel ``target`` on ``platform``."""
+    return {
+        "idempotency_key": key,
+        "kind": kind,
+        "period": period,
+        "due_at": due_at,
+        "cohort_id": cohort_id,
+        "person_id": person.id if person else None,
+        "platform": platform or (person.platform if person else None),
+        "target": target,
+        "payload": payload or {},
+    }
 
 
 async def enqueue_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[str]:
