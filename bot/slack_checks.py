@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from adapters.base import DeliveryError
-from adapters.slack.chat import MENTION, ChannelState, SlackChat, Workspace, invite_fix
+from adapters.slack.channels import MENTION, ChannelState, Workspace, invite_fix, not_found_fix
+from adapters.slack.chat import SlackChat
 from adapters.slack.scopes import BOT_SCOPES
 from bot.checks import Check, ProgramChannel, channels_of, listing, ok, problem
 from nudges.program import Program
@@ -72,7 +73,7 @@ async def _channel(chat: SlackChat, channel: ProgramChannel, granted: frozenset[
         return problem(
             name,
             f"{uses}: Slack shows {MENTION} no channel {channel.id}",
-            f"if it is a private channel, {invite_fix(channel.id, None)}; otherwise correct its id in the program file ({CHANNEL_ID})",
+            f"{not_found_fix(channel.id)} ({CHANNEL_ID})",
         )
     return _postable(name, uses, state, granted)
 

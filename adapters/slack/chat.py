@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import ChannelUnreachable, ChatPort, DeliveryError, Profile, Recipient
 from adapters.slack.blocks import blocks_json, escape, fallback_text, home_view, uploads
+from adapters.slack.channels import MENTION, NOT_A_MEMBER, ChannelState, Workspace, invite_fix, not_found_fix
 from nudges.messages import Message
 
 log = logging.getLogger(__name__)
@@ -56,40 +56,6 @@ PERMANENT_ERRORS = frozenset(
 
 
 METADATA_EVENT = "reinforce_delivery"
-
-# What Slack answers a call in a channel the bot is not in: a public channel it has not joined
-# (posting there needs chat:write.public, reading its history needs membership), or a channel
-# Slack does not show it at all (a private channel it was not invited to, or a wrong id).
-NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
-MENTION = "@Reinforce"  # the bot's display name (slack/manifest.yml), as people type it to invite it
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """What auth.test says about a bot token: its workspace, its bot user, and the scopes the
-    workspace granted it (the x-oauth-scopes header of any Web API answer)."""
-
-    team_id: str
-    team: str
-    bot_user_id: str
-    scopes: frozenset[str]
-
-
-@dataclass(frozen=True)
-class ChannelState:
-    """What conversations.info says about a channel, as far as posting there is concerned."""
-
-    id: str
-    name: str
-    private: bool
-    member: bool
-    archived: bool
-
-
-def invite_fix(channel: str, name: str | None) -> str:
-    """How a person lets the bot into a private channel: the words an admin is sent."""
-    where = f"#{name}" if name else f"the private channel {channel}"
-    return f"invite {MENTION} to {where} (open the channel in Slack and type /invite {MENTION})"
 
 
 def member_id(team_id: str, user_id: str) -> str:
@@ -307,11 +273,7 @@ class SlackChat(ChatPort):
                 found = await self._channel(channel, token)  # its name, should Slack show it
                 raise ChannelUnreachable(channel, invite_fix(channel, found.name if found else None)) from None
             if exc.reason.startswith("channel_not_found"):
-                raise ChannelUnreachable(
-                    channel,
-                    f"Slack shows {MENTION} no channel {channel}: if it is a private channel, {invite_fix(channel, None)}; "
-                    "otherwise correct the channel id in the program file",
-                ) from None
+                raise ChannelUnreachable(channel, f"Slack shows {MENTION} no channel {channel}: {not_found_fix(channel)}") from None
             if exc.reason.startswith("missing_scope"):
                 raise ChannelUnreachable(
                     channel,
