@@ -10,10 +10,12 @@ from datetime import timedelta
 import pytest
 
 from bot.digests import queue_digest
+from bot.doctor import diagnose
 from bot.programs import describe_program
+from bot.settings import Settings
 from nudges.weeks import IsoWeek
 from storage.db import Database
-from tests.rig import MONDAY, Rig, running_rig, slack_user_of
+from tests.rig import MONDAY, SECRET, Rig, running_rig, slack_user_of
 
 AT = MONDAY + timedelta(days=11)  # the Friday of the cohorts' second week
 OWNER_DM = f"D{slack_user_of('owner@example.com')}"
@@ -60,6 +62,9 @@ async def test_a_private_channel_fails_with_the_invitation_and_the_admins_are_to
     assert "channels the bot cannot post in" in shown
     assert "slack C0SPONSOR (digest): invite @Reinforce to the private channel C0SPONSOR" in shown
     assert "failed deliveries in the last 7 days: 2\n  2 digest: invite @Reinforce" in shown
+    settings = Settings(database_url=rig.db.url, slack_bot_token="xoxb-rig", slack_signing_secret=SECRET, slack_api_url=rig.slack.url)
+    failed = next(c for c in await diagnose(settings, AT) if c.name == "deliveries.slack.C0SPONSOR")
+    assert failed.status == "problem" and failed.fix.startswith("invite @Reinforce to the private channel C0SPONSOR")
 
     # Once someone invites the bot, the next digest goes through and the channel is no longer listed.
     rig.slack.invite("C0SPONSOR")
