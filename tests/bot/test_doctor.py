@@ -15,17 +15,19 @@ from typing import Any
 import pytest
 
 from bot.checks import Check
+from bot.digests import queue_digest
 from bot.doctor import diagnose, exit_status, render_json, render_text
 from bot.files import load_program
 from bot.identity import Identities
 from bot.programs import store_program
 from bot.settings import Settings
 from bot.worker import tick_job
+from nudges.weeks import IsoWeek
 from storage.db import Database
 from tests.fakes.bot_connector import team_install
 from tests.fakes.identity import FakeIdentity, TestCA, running_fake_identity
 from tests.fakes.openai_server import FakeOpenAI, fake_openai
-from tests.rig import BOT, EXAMPLE, SECRET, SPONSOR_CHANNEL, TENANT, Rig, running_rig
+from tests.rig import BOT, EXAMPLE, MONDAY, SECRET, SPONSOR_CHANNEL, TENANT, Rig, running_rig
 
 APP_ID = "0f3c8d52-7a1e-4b7e-9a3d-2f6c1e8b9a10"
 APP_SECRET = "the-client-secret"
@@ -114,6 +116,9 @@ async def test_a_healthy_installation_passes_every_check(world: World) -> None:
 
 async def test_what_is_not_configured_is_said_and_is_not_a_problem(world: World) -> None:
     await world.set_up(teams=False)
+    # wave-b's digest is for its Teams channel: it waits in the outbox, and that is no lag here.
+    program = await world.rig.app.programs.get()
+    await queue_digest(world.rig.db, program, "wave-b", IsoWeek.of(MONDAY), datetime.now(UTC) - timedelta(hours=1))
 
     checks = await diagnose(world.settings(microsoft_app_id=None, openai_base_url=None, openai_api_key=None))
 
@@ -122,6 +127,8 @@ async def test_what_is_not_configured_is_said_and_is_not_a_problem(world: World)
     # The Teams members of the program are said to get nothing, without failing the check.
     assert found["teams.people"].status == "not_configured"
     assert "11 take part on teams" in found["teams.people"].detail
+    assert found["outbox"].status == "ok"
+    assert "1 more wait for a platform not configured here" in found["outbox"].detail
     assert exit_status(checks) == 0, render_text(checks)
 
 
