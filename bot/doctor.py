@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 from adapters.base import LlmError
@@ -21,6 +23,8 @@ from storage import failures, heartbeats, outbox
 from storage.db import schema_problem
 
 __all__ = ["WORKER_SILENT_AFTER", "diagnose", "exit_status", "render_json", "render_text"]
+
+log = logging.getLogger(__name__)
 
 # The worker beats every minute (bot.worker.TICK_SECONDS); three missed beats mean it is gone.
 WORKER_SILENT_AFTER = timedelta(minutes=3)
@@ -43,13 +47,24 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
         if database.status == "ok":
             program_check, program = await _program(app)
             checks.append(program_check)
-        checks += await _platforms(app, settings, program, database_ok=database.status == "ok")
+        checks += await _safely("platforms", _platforms(app, settings, program, database_ok=database.status == "ok"))
         checks.append(await _llm(settings))
         if database.status == "ok":
-            checks += await _deliveries(app, settings, now)
+            checks += await _safely("deliveries", _deliveries(app, settings, now))
     finally:
         await app.close()
     return checks
+
+
+async def _safely(name: str, checks: Awaitable[list[Check]]) -> list[Check]:
+    """The checks, or one problem saying they could not be made: a check that breaks must not hide the others."""
+    try:
+        return await checks
+    except Exception as exc:
+        log.debug("doctor: the %s checks failed", name, exc_info=True)  # said in the report, which is what the operator reads
+        first = (str(exc).strip().splitlines() or [""])[0]
+        detail = f"could not be checked: {exc.__class__.__name__}: {first}"
+        return [problem(name, detail, "fix the problems above first (the database, most often), then run `reinforce doctor` again")]
 
 
 def exit_status(checks: list[Check]) -> int:

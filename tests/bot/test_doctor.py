@@ -6,6 +6,9 @@ app installs, the worker's tick)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -247,3 +250,17 @@ async def test_the_json_report_has_one_object_per_check_and_masks_secrets(world:
     assert {c["status"] for c in report["checks"]} <= {"ok", "problem", "not_configured"}
     assert next(c for c in report["checks"] if c["name"] == "slack.token")["status"] == "problem"
     assert "xoxb-rig" not in json.dumps(report)
+
+
+def test_on_an_empty_database_the_command_reports_what_it_could_not_check_without_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "OPENAI_", "REINFORCE_", "DATABASE_URL"))}
+    # An OAuth (multi-workspace) set-up keeps its workspaces' tokens in the database, which has no tables yet.
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}", SLACK_CLIENT_ID="cid", SLACK_CLIENT_SECRET="cs", SLACK_SIGNING_SECRET="s")
+    done = subprocess.run([sys.executable, "-m", "bot", "doctor"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("problem database: the database has no Reinforce tables yet -> fix: run `reinforce db upgrade`")
+    assert any(line.startswith("problem platforms: could not be checked") for line in lines)
+    assert lines[-1] == "2 problems found"
