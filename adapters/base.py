@@ -130,6 +130,16 @@ class DeliveryError(Exception):
         self.ambiguous = ambiguous
 
 
+class ChannelUnreachable(DeliveryError):
+    """The bot may not post in a channel, and only a person can change that (invite the bot,
+    add the app to the team): permanent, and the program's admins are told how (``fix``)."""
+
+    def __init__(self, channel: str, fix: str) -> None:
+        super().__init__(fix, permanent=True)
+        self.channel = channel
+        self.fix = fix
+
+
 LlmErrorKind = Literal["timeout", "unreachable", "unavailable", "rate_limited", "misconfigured", "rejected", "empty", "unparsed"]
 
 _SAVED = "Your rehearsal is saved"

@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     forget = commands.add_parser("forget", help="delete everything held about a person (email or platform id); audited")
     forget.add_argument("person", metavar="PERSON", help="an email, or a platform id such as T0001:U123 (Slack) or TENANT:AAD-ID (Teams)")
 
+    doctor = commands.add_parser("doctor", help="check a live installation end to end; exit status 1 on any problem")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON, for monitoring")
+
     teams = commands.add_parser("teams", help="the Microsoft Teams app: its package, and installing it for a cohort")
     teams_commands = teams.add_subparsers(dest="teams_command", required=True, metavar="COMMAND")
     package = teams_commands.add_parser("package", help="build the app package (manifest and icons) for this installation")
@@ -290,6 +293,14 @@ async def _forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.doctor import diagnose, exit_status, render_json, render_text
+
+    checks = await diagnose(settings)
+    print(render_json(checks) if args.json else render_text(checks))
+    return exit_status(checks)
+
+
 async def _teams(args: argparse.Namespace, settings: Settings) -> int:
     from bot.teams_commands import install, package
 
@@ -452,6 +463,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] =
     "digest": _digest,
     "export": _export,
     "forget": _forget,
+    "doctor": _doctor,
     "teams": _teams,
 }
 

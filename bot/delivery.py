@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ChatPort, DeliveryError, Recipient
-from bot import metrics
+from adapters.base import ChannelUnreachable, ChatPort, DeliveryError, Recipient
+from bot import admin_notices, metrics
 from bot.ratelimit import RateLimiter
 from nudges.checklist import build_checklist, checklist_message, is_complete, reminder_message
 from nudges.coaching import NudgeChoice, nudge_message, parse_nudge_id
@@ -209,6 +209,9 @@ class Deliverer:
             if (wait := self.limiter.reserve(row.platform or "", tenant, to.user_id or to.channel_id or "")) > 0:
                 await asyncio.sleep(wait)
             ref = await chat.send(to, message, key=row.key)
+        except ChannelUnreachable as exc:
+            await self._tell_admins(row, exc, clock())
+            return self._failure(row, exc, clock(), tenant)
         except DeliveryError as exc:
             return self._failure(row, exc, clock(), tenant)
         except Exception as exc:  # a bug must not take the batch down; the row is retried and the error logged
@@ -217,6 +220,14 @@ class Deliverer:
             return self._failure(row, DeliveryError(f"internal error: {exc.__class__.__name__}"), clock(), tenant)
         metrics.DELIVERIES.labels(row.kind, "sent").inc()
         return Outcome(row.id, "sent", sent_at=clock(), message_ref=ref)
+
+    async def _tell_admins(self, row: outbox.Claimed, problem: ChannelUnreachable, now: datetime) -> None:
+        try:
+            if await admin_notices.tell_admins(self.db, row.platform or "", problem, now):
+                log.warning("cannot post in %s channel %s; the admins are told: %s", row.platform, problem.channel, problem.fix)
+        except Exception:  # the failure is recorded all the same, and `doctor` and `program show` list it
+            log.exception("could not queue the admins' notice about channel %s", problem.channel)
+            metrics.ERRORS.labels("delivery").inc()
 
     def _failure(self, row: outbox.Claimed, exc: DeliveryError, now: datetime, tenant: str) -> Outcome:
         if exc.permanent or row.attempts >= MAX_ATTEMPTS:
@@ -258,6 +269,8 @@ class Deliverer:
     async def _render(self, program: Program, row: outbox.Claimed, answered: dict[str, str], clock: Callable[[], datetime]) -> Message:
         if row.kind == "consent":
             return consent_message(program)
+        if row.kind == admin_notices.KIND:
+            return admin_notices.notice_message(row.payload)
         if row.kind in ("checklist", "reminder"):
             checklist = build_checklist(program, program.cohort(row.payload["cohort"]), IsoWeek.parse(row.payload["week"]))
             if row.kind == "checklist":

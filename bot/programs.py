@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from bot.identity import ROLE_GROUPS, ROLES, Unlinked
 from nudges.program import Program, ProgramError
-from storage import audit, people
+from storage import audit, failures, people
 from storage.db import Database
 from storage.models import Cohort, Membership, ProgramVersion
 from storage.programs import SavedProgram, current_program, save_program
@@ -99,8 +99,13 @@ async def program_in_force(db: Database) -> Program:
     return found[0]
 
 
-async def describe_program(db: Database) -> str:
-    """A short summary of the program in force, with member counts from the database."""
+# How far back `program show` counts failed deliveries.
+FAILURES_SINCE = timedelta(days=7)
+
+
+async def describe_program(db: Database, now: datetime | None = None) -> str:
+    """A short summary of the program in force, with member counts from the database, and the
+    deliveries that failed: channels the bot cannot post in first, since nobody else is told."""
     async with db.session() as session:
         found = await current_program(session)
         if found is None:
@@ -117,6 +122,8 @@ async def describe_program(db: Database) -> str:
             ).all()
         )
         verdicts = await people.nudge_verdicts(session)
+        failing = await failures.failing_channels(session)
+        failed, reasons = await failures.recent(session, (now or datetime.now(UTC)) - FAILURES_SINCE)
     lines = [
         f"{program.program} (version {version.id}, loaded {version.loaded_at:%Y-%m-%d %H:%M} UTC from {version.source})",
         f"min group size {program.min_group_size}; admins: {', '.join(program.admins) or 'none'}",
@@ -135,4 +142,10 @@ async def describe_program(db: Database) -> str:
         lines.append("nudge feedback (useful / not for me):")
         for nudge_id, counts in sorted(verdicts.items()):
             lines.append(f"  {nudge_id}: {counts.get('useful', 0)} / {counts.get('not_for_me', 0)}")
+    if failing:
+        lines.append("channels the bot cannot post in (their latest post failed):")
+        lines += [f"  {f.platform} {f.channel} ({f.kind}): {f.reason}" for f in failing]
+    if failed:
+        lines.append(f"failed deliveries in the last {FAILURES_SINCE.days} days: {failed}")
+        lines += [f"  {g.count} {g.kind}: {g.reason}" for g in reasons]
     return "\n".join(lines)

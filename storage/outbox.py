@@ -247,10 +247,11 @@ class Backlog:
 _UNSENT = ("pending", "sending", "verifying")
 
 
-async def backlog(session: AsyncSession, now: datetime) -> Backlog:
-    """The outbox's backlog at ``now``; a row whose lease ran out counts as due."""
-    by_status = select(Delivery.status, func.count()).where(Delivery.status.in_((*_UNSENT, "failed"))).group_by(Delivery.status)
+async def backlog(session: AsyncSession, now: datetime, platforms: Collection[str] | None = None) -> Backlog:
+    """The outbox's backlog at ``now`` (only of ``platforms`` when given); a row whose lease ran out counts as due."""
+    only = [Delivery.platform.in_(list(platforms))] if platforms is not None else []
+    by_status = select(Delivery.status, func.count()).where(Delivery.status.in_((*_UNSENT, "failed")), *only).group_by(Delivery.status)
     counts: dict[str, int] = {status: n for status, n in await session.execute(by_status)}
-    due = select(func.min(Delivery.next_attempt_at)).where(Delivery.status.in_(_UNSENT), Delivery.next_attempt_at <= now)
+    due = select(func.min(Delivery.next_attempt_at)).where(Delivery.status.in_(_UNSENT), Delivery.next_attempt_at <= now, *only)
     oldest = await session.scalar(due)
     return Backlog(pending=sum(counts.get(s, 0) for s in _UNSENT), failed=counts.get("failed", 0), oldest_due=oldest)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import aiohttp
@@ -23,8 +24,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.base import ChatPort, DeliveryError, Profile, Recipient
+from adapters.base import ChannelUnreachable, ChatPort, DeliveryError, Profile, Recipient
 from adapters.slack.blocks import blocks_json, escape, fallback_text, home_view, uploads
+from adapters.slack.channels import MENTION, NOT_A_MEMBER, ChannelState, Workspace, invite_fix, not_found_fix
 from nudges.messages import Message
 
 log = logging.getLogger(__name__)
@@ -186,14 +188,16 @@ class SlackChat(ChatPort):
         if key is not None:
             # Slack keeps message metadata with the message; find_sent looks for it.
             extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
-        response = await self._call(
-            self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=blocks_json(message), token=token, **extra
+        post = partial(
+            self._call, self.client.chat_postMessage, channel=channel, text=fallback_text(message), blocks=blocks_json(message), token=token
         )
+        response = await self._as_member(to, channel, token, partial(post, **extra))
         ref = {"team": team, "channel": response["channel"], "ts": response["ts"]}
         for image in uploads(message):
             # Block Kit shows only hosted images; a chart made here goes up as a file in the
             # message's thread (files upload v2), right under the text it illustrates.
-            await self._call(
+            upload = partial(
+                self._call,
                 self.client.files_upload_v2,
                 channel=response["channel"],
                 thread_ts=response["ts"],
@@ -202,17 +206,82 @@ class SlackChat(ChatPort):
                 title=image.alt[:250],
                 token=token,
             )
+            await self._as_member(to, channel, token, upload)
         return ref
 
     async def find_sent(self, to: Recipient, key: str) -> dict[str, Any] | None:
         """Look for the key in the metadata of the conversation's latest messages."""
         team, channel, token = await self._where(to)
-        response = await self._call(self.client.conversations_history, channel=channel, limit=20, include_all_metadata=True, token=token)
+        read = partial(self._call, self.client.conversations_history, channel=channel, limit=20, include_all_metadata=True, token=token)
+        response = await self._as_member(to, channel, token, read)
         for message in response.get("messages", []):
             metadata = message.get("metadata") or {}
             if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("key") == key:
                 return {"team": team, "channel": channel, "ts": message["ts"]}
         return None
+
+    async def workspaces(self) -> list[Workspace]:
+        """auth.test with each bot token (one per installed workspace); raises DeliveryError
+        (``invalid_auth``, ``token_revoked``) for a token Slack refuses."""
+        found = []
+        for token in await self.tokens.all():
+            response = await self._call(self.client.auth_test, token=token)
+            header = next((value for key, value in response.headers.items() if key.lower() == "x-oauth-scopes"), "")
+            scopes = frozenset(scope.strip() for scope in str(header).split(",") if scope.strip())
+            found.append(Workspace(response.get("team_id", ""), response.get("team", ""), response.get("user_id", ""), scopes))
+        return found
+
+    async def channel(self, channel_id: str) -> ChannelState | None:
+        """conversations.info on a channel of the program file ("C123" or "TEAM:C123"); None
+        when Slack shows the bot no such channel (a wrong id, or a private channel it is not in)."""
+        _team, channel, token = await self._where(Recipient(self.platform, channel_id=channel_id))
+        return await self._channel(channel, token)
+
+    async def _channel(self, channel: str, token: str) -> ChannelState | None:
+        try:
+            response = await self._call(self.client.conversations_info, channel=channel, token=token)
+        except DeliveryError as exc:
+            if exc.reason.startswith("channel_not_found"):
+                return None
+            raise
+        info = response["channel"]
+        return ChannelState(
+            channel,
+            str(info.get("name") or channel),
+            bool(info.get("is_private")),
+            bool(info.get("is_member")),
+            bool(info.get("is_archived")),
+        )
+
+    async def _as_member(self, to: Recipient, channel: str, token: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``call`` in ``to``'s channel: when Slack answers that the bot is not in it, the bot
+        joins (a public channel) and calls again, once; a channel it cannot join raises
+        ChannelUnreachable, whose ``fix`` says who must do what."""
+        try:
+            return await call()
+        except DeliveryError as exc:
+            if not to.channel_id or not exc.reason.startswith(NOT_A_MEMBER):
+                raise
+        await self._join(channel, token)
+        return await call()
+
+    async def _join(self, channel: str, token: str) -> None:
+        try:
+            await self._call(self.client.conversations_join, channel=channel, token=token)
+        except DeliveryError as exc:
+            if exc.reason.startswith("method_not_supported_for_channel_type"):  # private: only an invitation lets the bot in
+                found = await self._channel(channel, token)  # its name, should Slack show it
+                raise ChannelUnreachable(channel, invite_fix(channel, found.name if found else None)) from None
+            if exc.reason.startswith("channel_not_found"):
+                raise ChannelUnreachable(channel, f"Slack shows {MENTION} no channel {channel}: {not_found_fix(channel)}") from None
+            if exc.reason.startswith("missing_scope"):
+                raise ChannelUnreachable(
+                    channel,
+                    f"{invite_fix(channel, None)}, or reinstall the Slack app with the scopes of slack/manifest.yml "
+                    "(it lacks channels:join, so it cannot join public channels itself)",
+                ) from None
+            raise
+        log.info("joined Slack channel %s to post there", channel)
 
     async def _where(self, to: Recipient, open_dm: bool = True) -> tuple[str, str, str]:
         """(team, channel, token) for a recipient: a member's DM, or a channel.

@@ -27,6 +27,8 @@ WEB_API: dict[str, tuple[str, ...]] = {
     "conversations.history": ("im:history", "channels:history", "groups:history"),
     "conversations.open": ("im:write",),  # a member's DM, to read its history
     "conversations.join": ("channels:join",),  # a public channel, before posting to it
+    # `reinforce doctor`, and the name of a channel the bot cannot post in: public and private channels.
+    "conversations.info": ("channels:read", "groups:read"),
     "users.lookupByEmail": ("users:read.email",),  # linking people at `program load`
     # A user on first contact: the profile's email needs users:read.email too.
     "users.info": ("users:read", "users:read.email"),

@@ -1,7 +1,15 @@
 """A fake Slack Web API on 127.0.0.1, and Slack's request signing, for driving the real SDK.
 
 The fake answers the Web API methods Reinforce calls with Slack's wire format (``ok``,
-``error``, HTTP 429 with ``Retry-After``), records every call, and can be told to fail.
+``error``, HTTP 429 with ``Retry-After``, the granted scopes in ``x-oauth-scopes``), records
+every call, and can be told to fail.
+
+Channels registered with ``add_channel`` behave as Slack's do for a bot: it posts in a channel
+it is a member of, and in a public one it is not in only with ``chat:write.public``; it reads
+history only where it is a member; a private channel it was not invited to does not exist for
+it (``channel_not_found``); ``conversations.join`` lets it into public channels only
+(``method_not_supported_for_channel_type`` for a private one). A channel id never registered
+is a public channel the bot is in.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from adapters.slack.scopes import BOT_SCOPES
+
 
 @dataclass
 class Call:
@@ -43,6 +53,22 @@ class Failure:
 
 
 @dataclass
+class FakeChannel:
+    id: str
+    name: str
+    private: bool = False
+    bot_member: bool = False
+    archived: bool = False
+
+    def info(self) -> dict[str, Any]:
+        """The channel object of conversations.info and conversations.join."""
+        return {
+            "id": self.id, "name": self.name, "is_channel": not self.private, "is_group": self.private, "is_im": False,
+            "is_private": self.private, "is_member": self.bot_member, "is_archived": self.archived,
+        }  # fmt: skip
+
+
+@dataclass
 class FakeSlack:
     """State of the fake workspace(s): a user directory, sent messages, scripted failures."""
 
@@ -52,6 +78,9 @@ class FakeSlack:
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (channel, ts) -> params
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     oauth_teams: list[tuple[str, str]] = field(default_factory=list)  # (team id, bot token) handed out by oauth.v2.access
+    channels: dict[str, FakeChannel] = field(default_factory=dict)
+    scopes: set[str] = field(default_factory=lambda: set(BOT_SCOPES))  # what the workspace granted the bot token
+    revoked: set[str] = field(default_factory=set)  # tokens answered invalid_auth (revoked, mistyped)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # uploaded files by id
     # Random faults on chat.postMessage: probability of each of "503", "429", "hang".
     chaos: dict[str, float] = field(default_factory=dict)
@@ -68,6 +97,14 @@ class FakeSlack:
 
     def add_user(self, email: str, team: str, user: str) -> None:
         self.users[email] = (team, user)
+
+    def add_channel(self, channel: str, name: str, *, private: bool = False, bot_member: bool = False) -> FakeChannel:
+        self.channels[channel] = FakeChannel(channel, name, private, bot_member)
+        return self.channels[channel]
+
+    def invite(self, channel: str) -> None:
+        """Someone in the channel types /invite @Reinforce."""
+        self.channels[channel].bot_member = True
 
     def fail(
         self,
@@ -96,11 +133,15 @@ class FakeSlack:
         self.in_flight[method] = self.in_flight.get(method, 0) + 1
         self.most_in_flight[method] = max(self.most_in_flight.get(method, 0), self.in_flight[method])
         try:
-            return await self._answer(request, method)
+            response = await self._answer(request, method)
         finally:
             self.in_flight[method] -= 1
+        response.headers["x-oauth-scopes"] = ",".join(sorted(self.scopes))
+        return response
 
-    async def _answer(self, request: web.Request, method: str) -> web.Response:
+    @staticmethod
+    async def _parse(request: web.Request) -> tuple[dict[str, Any], str | None]:
+        """The call's parameters (query, JSON or form) and its token (header or parameter)."""
         params: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
             params.update(await request.json())
@@ -110,8 +151,13 @@ class FakeSlack:
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
         auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
+        return params, auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
+
+    async def _answer(self, request: web.Request, method: str) -> web.Response:
+        params, token = await self._parse(request)
         self.calls.append(Call(method, params, token))
+        if token is not None and token in self.revoked:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
         failure = self._next_failure(method)
         if failure is not None and failure.hang is None:
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
@@ -209,8 +255,44 @@ class FakeSlack:
         self.files[request.match_info["file_id"]]["data"] = await request.read()
         return web.Response(text="OK")
 
+    def _member_of(self, channel_id: str, posting: bool = False) -> None:
+        """Raise Slack's error when the bot may not post in (or read) a registered channel."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return
+        if channel.archived:
+            raise _SlackError("is_archived")
+        if channel.bot_member:
+            return
+        if channel.private:
+            raise _SlackError("channel_not_found")
+        if not (posting and "chat:write.public" in self.scopes):
+            raise _SlackError("not_in_channel")
+
+    def _conversations_info(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        channel = self.channels.get(str(params["channel"]))
+        if channel is None:
+            return {"channel": FakeChannel(str(params["channel"]), str(params["channel"]).lower(), bot_member=True).info()}
+        if channel.private and not channel.bot_member:
+            raise _SlackError("channel_not_found")
+        return {"channel": channel.info()}
+
+    def _conversations_join(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        if "channels:join" not in self.scopes:
+            raise _SlackError("missing_scope")
+        channel = self.channels.get(str(params["channel"]))
+        if channel is None:
+            return {"channel": FakeChannel(str(params["channel"]), str(params["channel"]).lower(), bot_member=True).info()}
+        if channel.archived:
+            raise _SlackError("is_archived")
+        if channel.private:
+            raise _SlackError("method_not_supported_for_channel_type")
+        channel.bot_member = True
+        return {"channel": channel.info()}
+
     def _conversations_history(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         channel = str(params["channel"])
+        self._member_of(channel)
         found = [
             {"ts": ts, "text": m.get("text"), **({"metadata": m["metadata"]} if m.get("metadata") else {})}
             for (ch, ts), m in self.messages.items()
@@ -223,6 +305,7 @@ class FakeSlack:
         channel = str(params["channel"])
         if channel.startswith("U"):  # a user id: Slack posts to the app's DM with them
             channel = "D" + channel
+        self._member_of(channel, posting=True)
         ts = f"{1767600000 + next(self._ts)}.000100"
         self.messages[(channel, ts)] = params
         return {"channel": channel, "ts": ts, "message": {"text": params.get("text")}}

@@ -53,7 +53,7 @@ async def test_sent_and_failed_rows_are_never_claimed(db: Database) -> None:
     async with running_fake_slack() as fake:
         # Sent one at a time, in the order of their ids: the first is refused for good, the
         # second draws a server error (a retry), the third goes through.
-        fake.fail("chat.postMessage", error="channel_not_found")
+        fake.fail("chat.postMessage", error="is_archived")
         fake.fail("chat.postMessage", status=503)
         chat = SlackChat(make_client(fake.url, "xoxb-test", retries=0), SingleWorkspace("xoxb-test"))
         deliverer = Deliverer(db, {"slack": chat}, concurrency=1, renderers={"note": _note})
